@@ -1,0 +1,57 @@
+"""finetune_async: an async-first SDK for the OpenAI-compatible fine-tuning API.
+
+``AsyncClient`` is the asyncio client; records live in ``finetune_async.types`` and exceptions in
+``finetune_async.errors`` (re-exported here).
+"""
+
+from __future__ import annotations
+
+from . import types
+from ._client import AsyncClient, ClientOptions
+from ._config import Backoff, Timeout
+from ._pagination import AsyncPager
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    FinetuneError,
+    InternalServerError,
+    InvalidParameterError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnprocessableEntityError,
+    WaitTimeoutError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncClient",
+    "AsyncPager",
+    "AuthenticationError",
+    "Backoff",
+    "BadRequestError",
+    "ClientOptions",
+    "ConflictError",
+    "FinetuneError",
+    "InternalServerError",
+    "InvalidParameterError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Timeout",
+    "UnprocessableEntityError",
+    "WaitTimeoutError",
+    "__version__",
+    "types",
+]

@@ -1,0 +1,630 @@
+"""``AsyncClient``: configuration, the transport, the retry loop and the client's life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, TypeVar, Unpack
+
+import attrs
+import orjson
+
+from . import errors
+from ._config import DEFAULT_TIMEOUT, Backoff, Timeout
+from ._converter import converter
+from ._sansio import (
+    AttemptTimeout,
+    Request,
+    Response,
+    Transport,
+    build_url,
+    connection_error_verdict,
+    error_from_response,
+    new_idempotency_key,
+    request_id_of,
+    retry_delay,
+    retry_verdict,
+)
+from ._transport import AiohttpTransport, ClientSession
+from ._version import __version__
+from .resources import AsyncFineTuning
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from .resources._requester import Query
+
+__all__ = ["AsyncClient", "ClientOptions"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
+PORTKEY_BASE_URL: Final = "https://api.portkey.ai/v1"
+DEFAULT_MAX_RETRIES: Final = 2
+_FIRST_ERROR_STATUS: Final = 400
+DEFAULT_MAX_CONNECTIONS: Final = 1000
+USER_AGENT: Final = (
+    f"finetune-async/{__version__} (Python {sys.version_info.major}.{sys.version_info.minor})"
+)
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keywords every client constructor shares (``for_portkey`` and ``for_azure`` too)."""
+
+    organization: str | None
+    project: str | None
+    timeout: float | Timeout | None
+    max_retries: int
+    max_connections: int
+    default_headers: Mapping[str, str] | None
+    default_query: Mapping[str, str] | None
+    transport: Transport | None
+    session: ClientSession | None
+    backoff: Backoff
+
+
+@attrs.frozen
+class _Settings:
+    """Everything a client sends with: fixed at construction, changed only by ``with_options``."""
+
+    api_key: str | None
+    base_url: str
+    organization: str | None
+    project: str | None
+    timeout: Timeout
+    max_retries: int
+    backoff: Backoff
+    default_headers: Mapping[str, str]
+    default_query: Mapping[str, str]
+    # How the key is sent: ("Authorization", "Bearer …"), ("api-key", …) for Azure, or None.
+    auth_header: tuple[str, str] | None
+    # Headers a provider constructor adds (x-portkey-*); kept apart from the user's own.
+    provider_headers: Mapping[str, str]
+
+    def headers(self) -> dict[str, str]:
+        """Return the headers sent with every request."""
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self.auth_header is not None:
+            headers[self.auth_header[0]] = self.auth_header[1]
+        if self.organization:
+            headers["OpenAI-Organization"] = self.organization
+        if self.project:
+            headers["OpenAI-Project"] = self.project
+        headers.update(self.provider_headers)
+        headers.update(self.default_headers)
+        return headers
+
+
+def _check_base_url(base_url: object) -> str:
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise errors.InvalidParameterError(
+            f"base_url: must be an http:// or https:// URL, got {base_url!r}", param="base_url"
+        )
+    return base_url.rstrip("/")
+
+
+def _check_max_retries(max_retries: object) -> int:
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise errors.InvalidParameterError(
+            f"max_retries: must be an integer >= 0, got {max_retries!r}", param="max_retries"
+        )
+    return max_retries
+
+
+def _timeout_of(value: object) -> Timeout:
+    try:
+        return Timeout.of(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidParameterError(str(exc), param="timeout") from exc
+
+
+class AsyncClient:
+    """An asyncio client for the OpenAI-compatible fine-tuning API.
+
+    Use it with ``async with`` or call ``await client.aclose()``; the aiohttp session is created
+    on the running loop at the first request. Keyword arguments left out come from the environment
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``OPENAI_ORG_ID``, ``OPENAI_PROJECT_ID``).
+
+    Example:
+        >>> async with AsyncClient() as client:  # doctest: +SKIP
+        ...     job = await client.fine_tuning.jobs.retrieve("ftjob-abc")
+    """
+
+    fine_tuning: AsyncFineTuning
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        """Create a client; nothing is connected until the first request.
+
+        Args:
+            api_key: The API key, sent as ``Authorization: Bearer``. Default: ``OPENAI_API_KEY``.
+            base_url: Default ``OPENAI_BASE_URL`` or ``https://api.openai.com/v1``; a path in it is
+                kept (``http://127.0.0.1:8080/v1``).
+            **options: ``organization`` / ``project`` (sent as ``OpenAI-Organization`` /
+                ``OpenAI-Project``), ``timeout`` (seconds or ``Timeout``), ``max_retries``
+                (default 2), ``max_connections`` (pool size), ``default_headers``,
+                ``default_query``, ``transport`` / ``session`` (an injected transport or
+                ``aiohttp.ClientSession``, left open: whoever creates a session closes it) and
+                ``backoff`` (the retry sleeps).
+
+        Raises:
+            InvalidParameterError: No API key anywhere, or a malformed setting.
+        """
+        key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        if key is None:
+            raise errors.InvalidParameterError(
+                "no API key: pass api_key=... or set the OPENAI_API_KEY environment variable",
+                param="api_key",
+            )
+        organization = options.get("organization")
+        project = options.get("project")
+        settings = _settings_from(
+            api_key=key,
+            organization=organization
+            if organization is not None
+            else os.environ.get("OPENAI_ORG_ID"),
+            project=project if project is not None else os.environ.get("OPENAI_PROJECT_ID"),
+            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            auth_header=("Authorization", f"Bearer {key}"),
+            provider_headers={},
+            options=options,
+        )
+        self._setup(
+            settings, _transport_from(options), owns_transport=options.get("transport") is None
+        )
+
+    def _setup(self, settings: _Settings, transport: Transport, *, owns_transport: bool) -> None:
+        self._settings = settings
+        self._headers = settings.headers()
+        self._transport = transport
+        self._owns_transport = owns_transport
+        self._closed = False
+        self.fine_tuning = AsyncFineTuning(self)
+
+    @classmethod
+    def _from_settings(
+        cls, settings: _Settings, transport: Transport, *, owns_transport: bool
+    ) -> Self:
+        client = cls.__new__(cls)
+        client._setup(settings, transport, owns_transport=owns_transport)  # noqa: SLF001 - own class
+        return client
+
+    # --- providers ---------------------------------------------------------------------------
+
+    @classmethod
+    def for_portkey(
+        cls,
+        *,
+        api_key: str | None = None,
+        virtual_key: str | None = None,
+        provider: str | None = None,
+        config: str | Mapping[str, Any] | None = None,
+        custom_host: str | None = None,
+        trace_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        base_url: str = PORTKEY_BASE_URL,
+        provider_api_key: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> Self:
+        """Create a client that talks through the Portkey AI gateway (hosted or self-hosted).
+
+        Sends the ``x-portkey-*`` headers of COMPAT.md. ``provider_api_key`` goes to the provider
+        as ``Authorization: Bearer``; the ``Idempotency-Key`` of POSTs is listed in
+        ``x-portkey-forward-headers`` so that the gateway passes it upstream.
+
+        Args:
+            api_key: Portkey API key (``x-portkey-api-key``); default ``PORTKEY_API_KEY``. A
+                self-hosted gateway needs none.
+            virtual_key: A saved provider key (``x-portkey-virtual-key``); default
+                ``PORTKEY_VIRTUAL_KEY``.
+            provider: The provider slug (``x-portkey-provider``), e.g. ``"openai"``.
+            config: A gateway config: a dict (sent as JSON) or a saved config id.
+            custom_host: The provider's base URL, ``/v1`` included (``x-portkey-custom-host``).
+            trace_id: ``x-portkey-trace-id``.
+            metadata: ``x-portkey-metadata`` (sent as JSON).
+            base_url: The gateway's URL.
+            provider_api_key: The provider's own key, sent as ``Authorization: Bearer``.
+            **options: The keywords of ``AsyncClient``.
+
+        Raises:
+            InvalidParameterError: None of ``virtual_key``, ``provider`` or ``config`` is given:
+                the gateway would not know where to send the request.
+        """
+        key = api_key if api_key is not None else os.environ.get("PORTKEY_API_KEY")
+        virtual = virtual_key if virtual_key is not None else os.environ.get("PORTKEY_VIRTUAL_KEY")
+        if not (virtual or provider or config):
+            raise errors.InvalidParameterError(
+                "for_portkey needs virtual_key= (or PORTKEY_VIRTUAL_KEY), provider= or config=",
+                param="virtual_key",
+            )
+        headers: dict[str, str] = {"x-portkey-forward-headers": "idempotency-key"}
+        named = {
+            "x-portkey-api-key": key,
+            "x-portkey-virtual-key": virtual,
+            "x-portkey-provider": provider,
+            "x-portkey-custom-host": custom_host,
+            "x-portkey-trace-id": trace_id,
+        }
+        headers.update({name: value for name, value in named.items() if value})
+        if config is not None:
+            headers["x-portkey-config"] = (
+                config if isinstance(config, str) else orjson.dumps(config).decode()
+            )
+        if metadata is not None:
+            headers["x-portkey-metadata"] = orjson.dumps(dict(metadata)).decode()
+        # Through the gateway, the OpenAI organisation and project travel as x-portkey-* headers.
+        organization, project = options.get("organization"), options.get("project")
+        if organization:
+            headers["x-portkey-openai-organization"] = organization
+        if project:
+            headers["x-portkey-openai-project"] = project
+        settings = _settings_from(
+            api_key=provider_api_key,
+            organization=None,
+            project=None,
+            base_url=base_url,
+            auth_header=None
+            if provider_api_key is None
+            else ("Authorization", f"Bearer {provider_api_key}"),
+            provider_headers=headers,
+            options=options,
+        )
+        return cls._from_settings(
+            settings, _transport_from(options), owns_transport=options.get("transport") is None
+        )
+
+    @classmethod
+    def for_azure(
+        cls,
+        *,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        azure_ad_token: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> Self:
+        """Create a client for Azure OpenAI.
+
+        Calls go to ``{endpoint}/openai`` with ``?api-version=`` and the ``api-key`` header (or
+        ``Authorization: Bearer`` with an Entra ID token). An endpoint ending in ``/openai/v1``
+        is the newer v1 API, which needs no api-version.
+
+        Args:
+            endpoint: ``https://{resource}.openai.azure.com``; default ``AZURE_OPENAI_ENDPOINT``.
+            api_key: Default ``AZURE_OPENAI_API_KEY``.
+            api_version: ``YYYY-MM-DD[-preview]``; default ``OPENAI_API_VERSION``.
+            azure_ad_token: An Entra ID token, used instead of ``api_key``.
+            **options: The keywords of ``AsyncClient``.
+
+        Raises:
+            InvalidParameterError: No endpoint, no credential, or no api-version where one is
+                needed.
+        """
+        endpoint = endpoint or os.environ.get("AZURE_OPENAI_ENDPOINT")
+        if not endpoint:
+            raise errors.InvalidParameterError(
+                "for_azure needs endpoint= or the AZURE_OPENAI_ENDPOINT environment variable",
+                param="endpoint",
+            )
+        base = _check_base_url(endpoint)
+        if not base.endswith(("/openai", "/openai/v1")):
+            base += "/openai"
+        version = api_version or os.environ.get("OPENAI_API_VERSION")
+        if not version and not base.endswith("/v1"):
+            raise errors.InvalidParameterError(
+                "for_azure needs api_version= (or OPENAI_API_VERSION), e.g. '2025-04-01-preview'",
+                param="api_version",
+            )
+        key = api_key or os.environ.get("AZURE_OPENAI_API_KEY")
+        if azure_ad_token:
+            auth: tuple[str, str] = ("Authorization", f"Bearer {azure_ad_token}")
+        elif key:
+            auth = ("api-key", key)
+        else:
+            raise errors.InvalidParameterError(
+                "for_azure needs api_key= (or AZURE_OPENAI_API_KEY) or azure_ad_token=",
+                param="api_key",
+            )
+        query = dict(options.get("default_query") or {})
+        if version:
+            query.setdefault("api-version", version)
+        settings = _settings_from(
+            api_key=key,
+            organization=options.get("organization"),
+            project=options.get("project"),
+            base_url=base,
+            auth_header=auth,
+            provider_headers={},
+            options={**options, "default_query": query},
+        )
+        return cls._from_settings(
+            settings, _transport_from(options), owns_transport=options.get("transport") is None
+        )
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The base URL every path is joined to."""
+        return self._settings.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The timeouts of every call."""
+        return self._settings.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call is retried."""
+        return self._settings.max_retries
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``aclose`` was called."""
+        return self._closed
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+    ) -> Self:
+        """Return a client that shares this one's connection pool with some settings changed.
+
+        Settings left as None keep their value. Closing the new client does not close the pool;
+        closing this one does.
+        """
+        current = self._settings
+        changes: dict[str, Any] = {}
+        if api_key is not None:
+            changes["api_key"] = api_key
+            if current.auth_header is not None:
+                name = current.auth_header[0]
+                changes["auth_header"] = (
+                    name,
+                    f"Bearer {api_key}" if name == "Authorization" else api_key,
+                )
+        if base_url is not None:
+            changes["base_url"] = _check_base_url(base_url)
+        if organization is not None:
+            changes["organization"] = organization
+        if project is not None:
+            changes["project"] = project
+        if timeout is not None:
+            changes["timeout"] = _timeout_of(timeout)
+        if max_retries is not None:
+            changes["max_retries"] = _check_max_retries(max_retries)
+        if default_headers is not None:
+            changes["default_headers"] = dict(default_headers)
+        if default_query is not None:
+            changes["default_query"] = dict(default_query)
+        if backoff is not None:
+            changes["backoff"] = backoff
+        return self._from_settings(
+            attrs.evolve(current, **changes), self._transport, owns_transport=False
+        )
+
+    async def __aenter__(self) -> Self:
+        """Return the client itself."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this client created it; calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_transport:
+            await self._transport.aclose()
+
+    def __repr__(self) -> str:
+        """Show where the client points, never its key."""
+        return f"<{type(self).__name__} base_url={self._settings.base_url!r}>"
+
+    # --- requests ----------------------------------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        into: type[T],
+        *,
+        query: Query = (),
+        body: object = None,
+        empty: T | None = None,
+    ) -> T:
+        """Send one API call with retries and return its answer structured into ``into``.
+
+        This is the ``Requester`` protocol the resources use; it is public for calls this SDK
+        does not wrap yet.
+        """
+        request = self._build_request(method, path, query, body)
+        response = await self._send(request)
+        return self._structure(request, response, into, empty)
+
+    def _build_request(self, method: str, path: str, query: Query, body: object) -> Request:
+        settings = self._settings
+        if settings.default_query:
+            query = [*query, *settings.default_query.items()]
+        url = build_url(settings.base_url, path, query)
+        headers = self._headers
+        payload = None
+        if method == "POST":
+            headers = {
+                **headers,
+                # COMPAT.md: the Portkey gateway refuses a POST without it, even with no body.
+                "Content-Type": "application/json",
+                # One key per logical call, kept by every retry of it.
+                "Idempotency-Key": new_idempotency_key(),
+            }
+        if body is not None:
+            payload = orjson.dumps(body)
+            if method != "POST":
+                headers = {**headers, "Content-Type": "application/json"}
+        return Request(method=method, url=url, headers=headers, body=payload)
+
+    async def _send(self, request: Request) -> Response:
+        """Send ``request``, retrying as the sans-I/O rules say, within the total timeout."""
+        if self._closed:
+            raise errors.FinetuneError(f"this {type(self).__name__} is closed; create a new client")
+        settings = self._settings
+        timeout = settings.timeout
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout.total is None else loop.time() + timeout.total
+        attempt = 0
+        while True:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                raise errors.APITimeoutError(
+                    f"{request.method} {request.url} did not complete within the total timeout "
+                    f"of {timeout.total} s",
+                    method=request.method,
+                    url=request.url,
+                    outcome_unknown=attempt > 0 and not request.is_safe,
+                )
+            attempt_timeout = AttemptTimeout(
+                connect=timeout.connect, read=timeout.read, total=remaining
+            )
+            failure: errors.APIError
+            try:
+                response = await self._transport.send(request, attempt_timeout)
+            except errors.APIConnectionError as exc:
+                verdict = connection_error_verdict(request, exc)
+                if verdict.outcome_unknown:
+                    raise _outcome_unknown(exc, request) from exc
+                failure, hint_headers = exc, None
+            else:
+                if response.status < _FIRST_ERROR_STATUS:
+                    return response
+                verdict = retry_verdict(request, response.status, response.headers)
+                failure = error_from_response(
+                    response,
+                    method=request.method,
+                    url=request.url,
+                    outcome_unknown=verdict.outcome_unknown,
+                )
+                if not verdict.retry:
+                    raise failure
+                hint_headers = response.headers
+            if attempt >= settings.max_retries:
+                raise failure
+            delay = retry_delay(attempt, hint_headers, settings.backoff)
+            if delay is None or (deadline is not None and loop.time() + delay >= deadline):
+                # Waiting less than the server asked, or past our own deadline, is pointless.
+                raise failure
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    def _structure(self, request: Request, response: Response, into: type[T], empty: T | None) -> T:
+        if not response.body and empty is not None:
+            return empty
+        try:
+            data = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise self._invalid(request, response, f"the answer is not JSON ({exc})") from exc
+        try:
+            return converter.structure(data, into)
+        # The single structuring call site (ARCHITECTURE.md rule 7): cattrs raises many types
+        # (ClassValidationError, TypeError, KeyError, ValueError...), none of which may escape.
+        except Exception as exc:
+            raise self._invalid(
+                request, response, f"the answer does not fit {_type_name(into)}: {exc!r}"
+            ) from exc
+
+    @staticmethod
+    def _invalid(
+        request: Request, response: Response, why: str
+    ) -> errors.APIResponseValidationError:
+        text = response.body[:1000].decode("utf-8", errors="replace")
+        return errors.APIResponseValidationError(
+            f"{request.method} {request.url}: {why}",
+            status_code=response.status,
+            request_id=request_id_of(response.headers),
+            body=text,
+            method=request.method,
+            url=request.url,
+        )
+
+
+def _type_name(into: object) -> str:
+    return getattr(into, "__name__", None) or repr(into)
+
+
+def _outcome_unknown(exc: errors.APIConnectionError, request: Request) -> errors.APIConnectionError:
+    """Re-raise a connection failure of an unrepeatable request, saying its outcome is unknown."""
+    return type(exc)(
+        f"{request.method} {request.url}: {exc.message}; {errors.OUTCOME_UNKNOWN_HINT}",
+        method=request.method,
+        url=request.url,
+        may_have_reached_server=True,
+        outcome_unknown=True,
+    )
+
+
+def _settings_from(
+    *,
+    api_key: str | None,
+    organization: str | None,
+    project: str | None,
+    base_url: str,
+    auth_header: tuple[str, str] | None,
+    provider_headers: Mapping[str, str],
+    options: ClientOptions,
+) -> _Settings:
+    return _Settings(
+        api_key=api_key,
+        base_url=_check_base_url(base_url),
+        organization=organization,
+        project=project,
+        timeout=_timeout_of(options.get("timeout", DEFAULT_TIMEOUT)),
+        max_retries=_check_max_retries(options.get("max_retries", DEFAULT_MAX_RETRIES)),
+        backoff=options.get("backoff", Backoff()),
+        default_headers=dict(options.get("default_headers") or {}),
+        default_query=dict(options.get("default_query") or {}),
+        auth_header=auth_header,
+        provider_headers=dict(provider_headers),
+    )
+
+
+def _transport_from(options: ClientOptions) -> Transport:
+    transport = options.get("transport")
+    session = options.get("session")
+    if transport is not None and session is not None:
+        raise errors.InvalidParameterError(
+            "pass transport= or session=, not both", param="transport"
+        )
+    if transport is not None:
+        return transport
+    max_connections: object = options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    if (
+        isinstance(max_connections, bool)
+        or not isinstance(max_connections, int)
+        or max_connections < 1
+    ):
+        raise errors.InvalidParameterError(
+            f"max_connections: must be a positive integer, got {max_connections!r}",
+            param="max_connections",
+        )
+    return AiohttpTransport(session=session, max_connections=max_connections)

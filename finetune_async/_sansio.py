@@ -1,0 +1,363 @@
+"""The pure core: URLs, requests, status to error, retry decisions and back-off, page cursors.
+
+Nothing here does I/O or needs an event loop, so all of it is tested with plain function calls
+(the shape of ``gidgethub.sansio``). The client's retry loop asks these functions what to do; the
+transport only moves bytes.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
+from urllib.parse import quote, urlencode
+
+import attrs
+import orjson
+
+from . import errors
+
+if TYPE_CHECKING:
+    from ._config import Backoff
+
+__all__ = [
+    "Request",
+    "Response",
+    "error_from_response",
+    "join_url",
+    "new_idempotency_key",
+    "next_cursor",
+    "path_segment",
+    "retry_delay",
+    "retry_verdict",
+]
+
+#: Methods whose retry can never change server state.
+SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "DELETE"})
+
+#: Statuses worth another try: timeout, lock conflict, rate limit and server errors (as openai).
+_RETRYABLE_STATUS: Final = frozenset({408, 409, 429})
+
+_STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
+    400: errors.BadRequestError,
+    401: errors.AuthenticationError,
+    403: errors.PermissionDeniedError,
+    404: errors.NotFoundError,
+    409: errors.ConflictError,
+    422: errors.UnprocessableEntityError,
+    429: errors.RateLimitError,
+}
+
+_REQUEST_ID_HEADERS: Final = ("x-request-id", "apim-request-id", "x-ms-request-id")
+
+_SERVER_ERROR: Final = 500
+_TOO_MANY_REQUESTS: Final = 429
+_MESSAGE_LIMIT: Final = 500  # characters of a non-JSON error body kept in the message
+
+
+HeaderMap = Mapping[str, str]
+"""Response headers; the transport gives aiohttp's case-insensitive ``CIMultiDictProxy``."""
+
+
+@attrs.frozen
+class Request:
+    """A request ready for the wire.
+
+    Attributes:
+        method: HTTP method, upper case.
+        url: The absolute URL, path and query already percent-encoded.
+        headers: Every header to send.
+        body: The body bytes, or None for no body.
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None = None
+
+    @property
+    def is_safe(self) -> bool:
+        """Whether repeating this request can never change the server's state."""
+        return self.method in SAFE_METHODS
+
+
+@attrs.frozen
+class Response:
+    """A response as the transport read it."""
+
+    status: int
+    headers: HeaderMap
+    body: bytes
+
+
+def join_url(base_url: str, path: str) -> str:
+    """Join a base URL that may carry a path (``…/v1``, ``…/openai``) and an API path.
+
+    aiohttp's own ``base_url`` drops the base's path, so this is done by hand (ARCHITECTURE.md
+    rule 2).
+    """
+    return base_url.rstrip("/") + "/" + path.lstrip("/")
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode an id for use as one path segment.
+
+    Ids are opaque (``ftjob-…``, UUIDs, ARNs with ``/``): everything but the unreserved characters
+    and ``:`` is encoded. ``:`` stays, so model ids such as ``ft:gpt-4o-mini:org::id`` read as
+    they are; it is legal inside a path segment (RFC 3986 ``pchar``).
+    """
+    return quote(value, safe=":")
+
+
+def encode_query(params: Iterable[tuple[str, Any]]) -> str:
+    """Encode query pairs, leaving out None values; booleans become ``true`` / ``false``."""
+    pairs = [
+        (key, ("true" if value else "false") if isinstance(value, bool) else str(value))
+        for key, value in params
+        if value is not None
+    ]
+    return urlencode(pairs)
+
+
+def build_url(base_url: str, path: str, query: Iterable[tuple[str, Any]] = ()) -> str:
+    """Return the absolute URL of ``path`` under ``base_url`` with the query appended."""
+    url = join_url(base_url, path)
+    encoded = encode_query(query)
+    if encoded:
+        url += ("&" if "?" in url else "?") + encoded
+    return url
+
+
+def new_idempotency_key() -> str:
+    """Return a fresh ``Idempotency-Key`` value; one per logical POST, kept across its retries."""
+    return f"finetune-async-{uuid.uuid4()}"
+
+
+# --- responses to errors -----------------------------------------------------------------------
+
+
+def request_id_of(headers: HeaderMap) -> str | None:
+    """Return the server's request id, from ``x-request-id`` or a provider's equivalent."""
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def _decode_body(body: bytes) -> object:
+    if not body:
+        return None
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode("utf-8", errors="replace")
+
+
+def _error_object(body: object) -> Mapping[str, Any] | None:
+    """Find the error object in the shapes servers send (COMPAT.md)."""
+    if not isinstance(body, Mapping):
+        return None
+    inner = body.get("error")
+    if isinstance(inner, Mapping):
+        return inner  # OpenAI, Azure (with innererror), OpenAI through Portkey
+    if isinstance(inner, str):
+        return {"message": inner}
+    if "message" in body:
+        return body  # Portkey's own {"status": "failure", "message": ...}
+    return None
+
+
+def _message_of(status: int, body: object, error: Mapping[str, Any] | None) -> str:
+    if error is not None and error.get("message"):
+        return str(error["message"])
+    if isinstance(body, str) and body.strip():
+        text = body.strip()
+        return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"
+    if body is not None:
+        return orjson.dumps(body).decode()[:_MESSAGE_LIMIT]
+    return f"HTTP {status} with no body"
+
+
+def error_from_response(
+    response: Response,
+    *,
+    method: str | None = None,
+    url: str | None = None,
+    outcome_unknown: bool = False,
+) -> errors.APIStatusError:
+    """Turn an error response into the matching ``APIStatusError`` subclass."""
+    body = _decode_body(response.body)
+    error = _error_object(body)
+    message = _message_of(response.status, body, error)
+    if outcome_unknown:
+        message = f"{method} {url}: {message}; {errors.OUTCOME_UNKNOWN_HINT}"
+    if response.status >= _SERVER_ERROR:
+        cls: type[errors.APIStatusError] = errors.InternalServerError
+    else:
+        cls = _STATUS_ERRORS.get(response.status, errors.APIStatusError)
+    return cls(
+        message,
+        status_code=response.status,
+        request_id=request_id_of(response.headers),
+        headers=response.headers,
+        body=body,
+        error=error,
+        method=method,
+        url=url,
+        outcome_unknown=outcome_unknown,
+    )
+
+
+# --- retry decisions ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RetryVerdict:
+    """What to do after a failed attempt.
+
+    Attributes:
+        retry: Whether to send the request again (attempts left permitting).
+        outcome_unknown: The request is not safe to repeat and the server may have acted on it.
+    """
+
+    retry: bool
+    outcome_unknown: bool = False
+
+
+def retry_verdict(request: Request, status: int, headers: HeaderMap) -> RetryVerdict:
+    """Decide whether an error status is worth another attempt of ``request``.
+
+    ``x-should-retry`` from the server overrides the status rules. A request that is not safe to
+    repeat (create, cancel, pause, resume) is retried only when the answer proves it was not acted
+    on (429: rejected before processing) or the server says so; on a 5xx or 408 its outcome is
+    unknown and it is not sent again (COMPAT.md, "Retries, rate limits and duplicates").
+    """
+    should = (headers.get("x-should-retry") or "").lower()
+    if should == "true":
+        return RetryVerdict(retry=True)
+    if should == "false":
+        return RetryVerdict(
+            retry=False, outcome_unknown=not request.is_safe and status >= _SERVER_ERROR
+        )
+    retryable = status in _RETRYABLE_STATUS or status >= _SERVER_ERROR
+    if request.is_safe or not retryable:
+        return RetryVerdict(retry=retryable)
+    if status == _TOO_MANY_REQUESTS:
+        return RetryVerdict(retry=True)
+    return RetryVerdict(retry=False, outcome_unknown=True)
+
+
+def connection_error_verdict(request: Request, exc: errors.APIConnectionError) -> RetryVerdict:
+    """Decide whether a connection failure of ``request`` is worth another attempt."""
+    if request.is_safe or not exc.may_have_reached_server:
+        return RetryVerdict(retry=True)
+    return RetryVerdict(retry=False, outcome_unknown=True)
+
+
+def parse_retry_after(headers: HeaderMap, now: float | None = None) -> float | None:
+    """Return the server's requested wait in seconds, or None when it gave none (or nonsense).
+
+    ``retry-after-ms`` is read first (OpenAI's own, finer header), then ``Retry-After`` as seconds
+    or as an HTTP date.
+    """
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            value = float(millis) / 1000.0
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(value) and value >= 0:
+                return value
+    header = headers.get("retry-after")
+    if not header:
+        return None
+    try:
+        value = float(header)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return None
+        now = time.time() if now is None else now
+        return max(0.0, when.timestamp() - now)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def backoff_delay(attempt: int, backoff: Backoff, rng: random.Random | None = None) -> float:
+    """Return the sleep before retry number ``attempt`` (from 0) when the server gave no hint."""
+    base = min(backoff.maximum, backoff.initial * (2.0**attempt))
+    jitter = (rng or random).random() * backoff.jitter * base
+    return max(0.0, base - jitter)
+
+
+def retry_delay(
+    attempt: int,
+    headers: HeaderMap | None,
+    backoff: Backoff,
+    *,
+    now: float | None = None,
+    rng: random.Random | None = None,
+) -> float | None:
+    """Return how long to sleep before retry number ``attempt``, or None to stop retrying.
+
+    A server hint wins over the back-off; a hint longer than ``backoff.max_retry_after`` stops the
+    retries, because retrying sooner than asked would only be refused again.
+    """
+    hint = parse_retry_after(headers, now) if headers is not None else None
+    if hint is not None:
+        return hint if hint <= backoff.max_retry_after else None
+    return backoff_delay(attempt, backoff, rng)
+
+
+# --- pagination --------------------------------------------------------------------------------
+
+
+class HasId(Protocol):
+    """Anything with an ``id``: every paginated item."""
+
+    @property
+    def id(self) -> str: ...
+
+
+def next_cursor(data: list[Any], has_more: bool | None, last_id: str | None) -> str | None:
+    """Return the ``after`` cursor of the next page, or None when this page is the last.
+
+    The last page is the one with ``has_more`` false or absent, or with no items (a server that
+    says ``has_more: true`` with an empty page would otherwise loop forever).
+    """
+    if not has_more or not data:
+        return None
+    if last_id:
+        return last_id
+    last: HasId = data[-1]
+    return last.id
+
+
+# --- the transport seam ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class AttemptTimeout:
+    """The limits of one attempt, in seconds (None: no limit)."""
+
+    connect: float | None
+    read: float | None
+    total: float | None
+
+
+class Transport(Protocol):
+    """What the client needs from a transport: send one request, and close.
+
+    ``send`` raises ``APIConnectionError`` / ``APITimeoutError`` (never a library's own exception)
+    and returns any status, error statuses included; the client decides what they mean.
+    """
+
+    async def send(self, request: Request, limits: AttemptTimeout) -> Response: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,38 @@
+"""The small protocol through which resources talk to the client, and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+__all__ = ["Query", "Requester"]
+
+T = TypeVar("T")
+
+Query = Sequence[tuple[str, Any]]
+
+
+class Requester(Protocol):
+    """Sends one API call (with the client's retries) and structures its answer."""
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        into: type[T],
+        *,
+        query: Query = (),
+        body: object = None,
+        empty: T | None = None,
+    ) -> T:
+        """Send ``method path`` and return the answer structured into ``into``.
+
+        Args:
+            method: HTTP method.
+            path: The API path below the base URL, ids already percent-encoded.
+            into: The record type of the answer.
+            query: Query pairs; None values are left out.
+            body: A JSON body; None sends no body (POSTs still say ``application/json``).
+            empty: What to return when a successful answer has no body (a 204 on delete).
+        """
+        ...

@@ -1,0 +1,311 @@
+"""The fine-tuning API: jobs, their events and checkpoints, and checkpoint permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from .._pagination import AsyncPager
+from .._sansio import path_segment
+from .._validation import (
+    check_after,
+    check_id,
+    check_limit,
+    check_one_of,
+    fine_tuning_job_body,
+    metadata_query,
+)
+from ..errors import InvalidParameterError
+from ..types import (
+    CheckpointPermission,
+    CheckpointPermissionDeleted,
+    FineTuningIntegration,
+    FineTuningJob,
+    FineTuningJobCheckpoint,
+    FineTuningJobEvent,
+    Hyperparameters,
+    Method,
+    Page,
+)
+from ._requester import Requester
+
+__all__ = [
+    "AsyncCheckpointPermissions",
+    "AsyncCheckpoints",
+    "AsyncFineTuning",
+    "AsyncJobCheckpoints",
+    "AsyncJobs",
+]
+
+_PERMISSION_ORDERS = ("ascending", "descending")
+
+
+def _job_path(job_id: str, suffix: str = "") -> str:
+    return f"/fine_tuning/jobs/{path_segment(check_id(job_id, 'job_id'))}{suffix}"
+
+
+def _permissions_path(checkpoint: str) -> str:
+    checked = check_id(checkpoint, "fine_tuned_model_checkpoint")
+    return f"/fine_tuning/checkpoints/{path_segment(checked)}/permissions"
+
+
+@attrs.frozen
+class AsyncJobCheckpoints:
+    """``fine_tuning.jobs.checkpoints``: the checkpoints of a job."""
+
+    _requester: Requester
+
+    def list(
+        self, job_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> AsyncPager[FineTuningJobCheckpoint]:
+        """Iterate over a job's checkpoints, newest first, fetching pages lazily.
+
+        Args:
+            job_id: The job's id.
+            limit: Page size (the server's default is 10).
+            after: Start after this checkpoint id.
+
+        Raises:
+            InvalidParameterError: An empty id or a non-positive limit (nothing is sent).
+        """
+        path = _job_path(job_id, "/checkpoints")
+        limit = check_limit(limit)
+
+        async def fetch(cursor: str | None) -> Page[FineTuningJobCheckpoint]:
+            return await self._requester.request(
+                "GET",
+                path,
+                Page[FineTuningJobCheckpoint],
+                query=(("after", cursor), ("limit", limit)),
+            )
+
+        return AsyncPager(fetch, after=check_after(after))
+
+
+@attrs.frozen
+class AsyncJobs:
+    """``fine_tuning.jobs``: create, follow and control fine-tuning jobs."""
+
+    _requester: Requester
+    checkpoints: AsyncJobCheckpoints = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: AsyncJobCheckpoints(self._requester), takes_self=True),
+    )
+
+    async def create(
+        self,
+        *,
+        model: str,
+        training_file: str,
+        validation_file: str | None = None,
+        method: Method | Mapping[str, Any] | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        integrations: Sequence[FineTuningIntegration | Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> FineTuningJob:
+        """Create a fine-tuning job.
+
+        The request carries an ``Idempotency-Key``. If it fails in a way that leaves the outcome
+        unknown (a 5xx, a dropped connection after sending), it is not sent again: the error has
+        ``outcome_unknown`` set, and the job may exist. Look for it (by ``metadata``) before
+        creating another.
+
+        Args:
+            model: The base model, e.g. ``"gpt-4o-mini-2024-07-18"``.
+            training_file: The id of an uploaded file with purpose ``fine-tune``.
+            validation_file: The id of an uploaded validation file.
+            method: ``Method`` record or dict: supervised, dpo or reinforcement, with
+                hyperparameters (``"auto"`` or numbers).
+            hyperparameters: Deprecated job-level hyperparameters (use ``method``).
+            suffix: Up to 64 characters added to the fine-tuned model's name.
+            seed: Seed for reproducibility, 0 to 2147483647.
+            integrations: At most 5 integrations (``wandb``).
+            metadata: Up to 16 string pairs (keys up to 64, values up to 512 characters).
+
+        Raises:
+            InvalidParameterError: A parameter breaks the API's rules (nothing is sent).
+        """
+        body = fine_tuning_job_body(
+            model=model,
+            training_file=training_file,
+            validation_file=validation_file,
+            method=method,
+            hyperparameters=hyperparameters,
+            suffix=suffix,
+            seed=seed,
+            integrations=integrations,
+            metadata=metadata,
+        )
+        return await self._requester.request("POST", "/fine_tuning/jobs", FineTuningJob, body=body)
+
+    async def retrieve(self, job_id: str) -> FineTuningJob:
+        """Return a job's current state."""
+        return await self._requester.request("GET", _job_path(job_id), FineTuningJob)
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> AsyncPager[FineTuningJob]:
+        """Iterate over the organisation's jobs, newest first, fetching pages lazily.
+
+        Args:
+            limit: Page size (the server's default is 20).
+            after: Start after this job id.
+            metadata: Only jobs whose metadata has these pairs (sent as ``metadata[k]=v``).
+
+        Raises:
+            InvalidParameterError: A non-positive limit or bad metadata (nothing is sent).
+        """
+        limit = check_limit(limit)
+        filters = metadata_query(metadata)
+
+        async def fetch(cursor: str | None) -> Page[FineTuningJob]:
+            query = [("after", cursor), ("limit", limit), *filters]
+            return await self._requester.request(
+                "GET", "/fine_tuning/jobs", Page[FineTuningJob], query=query
+            )
+
+        return AsyncPager(fetch, after=check_after(after))
+
+    def list_events(
+        self, job_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> AsyncPager[FineTuningJobEvent]:
+        """Iterate over a job's events, newest first as the server sends them.
+
+        Args:
+            job_id: The job's id.
+            limit: Page size (the server's default is 20).
+            after: Start after this event id.
+
+        Raises:
+            InvalidParameterError: An empty id or a non-positive limit (nothing is sent).
+        """
+        path = _job_path(job_id, "/events")
+        limit = check_limit(limit)
+
+        async def fetch(cursor: str | None) -> Page[FineTuningJobEvent]:
+            return await self._requester.request(
+                "GET", path, Page[FineTuningJobEvent], query=(("after", cursor), ("limit", limit))
+            )
+
+        return AsyncPager(fetch, after=check_after(after))
+
+    async def cancel(self, job_id: str) -> FineTuningJob:
+        """Cancel a job; not retried when its outcome is unknown (see ``create``)."""
+        return await self._requester.request("POST", _job_path(job_id, "/cancel"), FineTuningJob)
+
+    async def pause(self, job_id: str) -> FineTuningJob:
+        """Pause a running job; not retried when its outcome is unknown (see ``create``)."""
+        return await self._requester.request("POST", _job_path(job_id, "/pause"), FineTuningJob)
+
+    async def resume(self, job_id: str) -> FineTuningJob:
+        """Resume a paused job; not retried when its outcome is unknown (see ``create``)."""
+        return await self._requester.request("POST", _job_path(job_id, "/resume"), FineTuningJob)
+
+
+@attrs.frozen
+class AsyncCheckpointPermissions:
+    """``fine_tuning.checkpoints.permissions``: share a checkpoint with projects (admin key)."""
+
+    _requester: Requester
+
+    async def create(
+        self, fine_tuned_model_checkpoint: str, *, project_ids: Sequence[str]
+    ) -> Page[CheckpointPermission]:
+        """Grant projects access to a checkpoint; returns the permissions created.
+
+        Raises:
+            InvalidParameterError: An empty checkpoint id, or ``project_ids`` empty or holding a
+                non-string or empty id (nothing is sent).
+        """
+        path = _permissions_path(fine_tuned_model_checkpoint)
+        ids_given: object = project_ids
+        if isinstance(ids_given, str) or not isinstance(ids_given, Sequence) or not ids_given:
+            raise InvalidParameterError(
+                "project_ids: must be a non-empty list of project ids", param="project_ids"
+            )
+        ids = [check_id(pid, f"project_ids[{i}]") for i, pid in enumerate(project_ids)]
+        return await self._requester.request(
+            "POST", path, Page[CheckpointPermission], body={"project_ids": ids}
+        )
+
+    def list(
+        self,
+        fine_tuned_model_checkpoint: str,
+        *,
+        project_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        order: str | None = None,
+    ) -> AsyncPager[CheckpointPermission]:
+        """Iterate over a checkpoint's permissions, fetching pages lazily.
+
+        Args:
+            fine_tuned_model_checkpoint: The checkpoint's model name.
+            project_id: Only this project's permission.
+            after: Start after this permission id.
+            limit: Page size (the server's default is 10).
+            order: ``"ascending"`` or ``"descending"`` (the default).
+
+        Raises:
+            InvalidParameterError: Bad ids, limit or order (nothing is sent).
+        """
+        path = _permissions_path(fine_tuned_model_checkpoint)
+        limit = check_limit(limit)
+        project = None if project_id is None else check_id(project_id, "project_id")
+        sort = check_one_of(order, "order", _PERMISSION_ORDERS)
+
+        async def fetch(cursor: str | None) -> Page[CheckpointPermission]:
+            query = (("project_id", project), ("after", cursor), ("limit", limit), ("order", sort))
+            return await self._requester.request(
+                "GET", path, Page[CheckpointPermission], query=query
+            )
+
+        return AsyncPager(fetch, after=check_after(after))
+
+    async def delete(
+        self, permission_id: str, *, fine_tuned_model_checkpoint: str
+    ) -> CheckpointPermissionDeleted:
+        """Revoke a permission."""
+        checked = check_id(permission_id, "permission_id")
+        path = f"{_permissions_path(fine_tuned_model_checkpoint)}/{path_segment(checked)}"
+        return await self._requester.request(
+            "DELETE",
+            path,
+            CheckpointPermissionDeleted,
+            empty=CheckpointPermissionDeleted(id=checked, deleted=True),
+        )
+
+
+@attrs.frozen
+class AsyncCheckpoints:
+    """``fine_tuning.checkpoints``."""
+
+    _requester: Requester
+    permissions: AsyncCheckpointPermissions = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: AsyncCheckpointPermissions(self._requester), takes_self=True
+        ),
+    )
+
+
+@attrs.frozen
+class AsyncFineTuning:
+    """``client.fine_tuning``: jobs and checkpoints."""
+
+    _requester: Requester
+    jobs: AsyncJobs = attrs.field(
+        init=False, default=attrs.Factory(lambda self: AsyncJobs(self._requester), takes_self=True)
+    )
+    checkpoints: AsyncCheckpoints = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: AsyncCheckpoints(self._requester), takes_self=True),
+    )

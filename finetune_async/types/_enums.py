@@ -1,0 +1,71 @@
+"""Open enums: the values the API documents, as ``StrEnum`` members.
+
+A field typed ``SomeEnum | str`` becomes the member when the server sends a known value and stays
+the plain string otherwise, so a new status or a provider's own spelling never raises (COMPAT.md,
+"Parsing"). The converter does that with one hook factory (ARCHITECTURE.md rule 6).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "CheckpointPermissionOrder",
+    "FineTuningJobEventLevel",
+    "FineTuningJobEventType",
+    "FineTuningJobStatus",
+    "MethodType",
+    "ReasoningEffort",
+]
+
+
+class FineTuningJobStatus(StrEnum):
+    """Statuses of a fine-tuning job documented by OpenAI (others arrive as plain strings)."""
+
+    VALIDATING_FILES = "validating_files"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    # Not in the spec's enum, but the official pause example answers it (COMPAT.md).
+    PAUSED = "paused"
+
+
+class FineTuningJobEventLevel(StrEnum):
+    """Log level of a fine-tuning event."""
+
+    INFO = "info"
+    WARN = "warn"
+    ERROR = "error"
+
+
+class FineTuningJobEventType(StrEnum):
+    """Kind of a fine-tuning event."""
+
+    MESSAGE = "message"
+    METRICS = "metrics"
+
+
+class MethodType(StrEnum):
+    """Fine-tuning method."""
+
+    SUPERVISED = "supervised"
+    DPO = "dpo"
+    REINFORCEMENT = "reinforcement"
+
+
+class ReasoningEffort(StrEnum):
+    """Reasoning effort of a reinforcement fine-tuning job."""
+
+    DEFAULT = "default"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class CheckpointPermissionOrder(StrEnum):
+    """Sort order of the checkpoint permissions list (the spec's own spelling)."""
+
+    ASCENDING = "ascending"
+    DESCENDING = "descending"
