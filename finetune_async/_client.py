@@ -182,7 +182,7 @@ class AsyncClient:
 
     def _setup(self, settings: _Settings, transport: Transport, *, owns_transport: bool) -> None:
         self._settings = settings
-        self._headers = settings.headers()
+        self._headers = _check_headers(settings.headers())
         self._transport = transport
         self._owns_transport = owns_transport
         self._closed = False
@@ -575,7 +575,7 @@ def _type_name(into: object) -> str:
 def _outcome_unknown(exc: errors.APIConnectionError, request: Request) -> errors.APIConnectionError:
     """Re-raise a connection failure of an unrepeatable request, saying its outcome is unknown."""
     return type(exc)(
-        f"{request.method} {request.url}: {exc.message}; {errors.OUTCOME_UNKNOWN_HINT}",
+        f"{exc.message}; {errors.OUTCOME_UNKNOWN_HINT}",
         method=request.method,
         url=request.url,
         may_have_reached_server=True,
@@ -606,6 +606,22 @@ def _settings_from(
         auth_header=auth_header,
         provider_headers=dict(provider_headers),
     )
+
+
+def _check_headers(headers: Mapping[Any, Any]) -> dict[str, str]:
+    """Refuse header names or values that would corrupt the request (a pasted key's newline)."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise errors.InvalidParameterError(
+                f"headers: names and values must be strings, got {name!r}: {value!r}",
+                param="default_headers",
+            )
+        if any(c in name + value for c in "\r\n\0"):
+            raise errors.InvalidParameterError(
+                f"headers: {name!r} contains a line break or NUL (a pasted key?)",
+                param="default_headers",
+            )
+    return dict(headers)
 
 
 def _transport_from(options: ClientOptions) -> Transport:

@@ -7,6 +7,7 @@ transport only moves bytes.
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import math
 import random
@@ -56,6 +57,7 @@ _REQUEST_ID_HEADERS: Final = ("x-request-id", "apim-request-id", "x-ms-request-i
 
 _SERVER_ERROR: Final = 500
 _TOO_MANY_REQUESTS: Final = 429
+_REQUEST_TIMEOUT: Final = 408
 _MESSAGE_LIMIT: Final = 500  # characters of a non-JSON error body kept in the message
 
 
@@ -98,8 +100,11 @@ def join_url(base_url: str, path: str) -> str:
     """Join a base URL that may carry a path (``…/v1``, ``…/openai``) and an API path.
 
     aiohttp's own ``base_url`` drops the base's path, so this is done by hand (ARCHITECTURE.md
-    rule 2).
+    rule 2). A query in the base URL (``…/openai?api-version=…``) stays after the joined path.
     """
+    if "?" in base_url:
+        base, _, query = base_url.partition("?")
+        return base.rstrip("/") + "/" + path.lstrip("/") + "?" + query
     return base_url.rstrip("/") + "/" + path.lstrip("/")
 
 
@@ -108,8 +113,11 @@ def path_segment(value: str) -> str:
 
     Ids are opaque (``ftjob-…``, UUIDs, ARNs with ``/``): everything but the unreserved characters
     and ``:`` is encoded. ``:`` stays, so model ids such as ``ft:gpt-4o-mini:org::id`` read as
-    they are; it is legal inside a path segment (RFC 3986 ``pchar``).
+    they are; it is legal inside a path segment (RFC 3986 ``pchar``). The dot segments ``.`` and
+    ``..`` are encoded too, or a proxy would resolve ``jobs/../cancel`` to another path.
     """
+    if value in {".", ".."}:
+        return value.replace(".", "%2E")
     return quote(value, safe=":")
 
 
@@ -150,7 +158,7 @@ def request_id_of(headers: HeaderMap) -> str | None:
 
 
 def _decode_body(body: bytes) -> object:
-    if not body:
+    if not body.strip():
         return None
     try:
         return orjson.loads(body)
@@ -195,7 +203,8 @@ def error_from_response(
     error = _error_object(body)
     message = _message_of(response.status, body, error)
     if outcome_unknown:
-        message = f"{method} {url}: {message}; {errors.OUTCOME_UNKNOWN_HINT}"
+        where = f"{method} {url}: " if method and url else ""
+        message = f"{where}{message}; {errors.OUTCOME_UNKNOWN_HINT}"
     if response.status >= _SERVER_ERROR:
         cls: type[errors.APIStatusError] = errors.InternalServerError
     else:
@@ -234,22 +243,20 @@ def retry_verdict(request: Request, status: int, headers: HeaderMap) -> RetryVer
 
     ``x-should-retry`` from the server overrides the status rules. A request that is not safe to
     repeat (create, cancel, pause, resume) is retried only when the answer proves it was not acted
-    on (429: rejected before processing) or the server says so; on a 5xx or 408 its outcome is
-    unknown and it is not sent again (COMPAT.md, "Retries, rate limits and duplicates").
+    on (429: rejected before processing) or the server says so. After a 5xx or a 408 its outcome
+    is unknown: it is not sent again, whatever ``x-should-retry: false`` adds. Any other status is
+    a refusal, so its outcome is known (COMPAT.md, "Retries, rate limits and duplicates").
     """
     should = (headers.get("x-should-retry") or "").lower()
     if should == "true":
         return RetryVerdict(retry=True)
-    if should == "false":
-        return RetryVerdict(
-            retry=False, outcome_unknown=not request.is_safe and status >= _SERVER_ERROR
-        )
-    retryable = status in _RETRYABLE_STATUS or status >= _SERVER_ERROR
-    if request.is_safe or not retryable:
-        return RetryVerdict(retry=retryable)
-    if status == _TOO_MANY_REQUESTS:
+    if request.is_safe:
+        retryable = status in _RETRYABLE_STATUS or status >= _SERVER_ERROR
+        return RetryVerdict(retry=retryable and should != "false")
+    if status == _TOO_MANY_REQUESTS and should != "false":
         return RetryVerdict(retry=True)
-    return RetryVerdict(retry=False, outcome_unknown=True)
+    ambiguous = status >= _SERVER_ERROR or status == _REQUEST_TIMEOUT
+    return RetryVerdict(retry=False, outcome_unknown=ambiguous)
 
 
 def connection_error_verdict(request: Request, exc: errors.APIConnectionError) -> RetryVerdict:
@@ -284,6 +291,9 @@ def parse_retry_after(headers: HeaderMap, now: float | None = None) -> float | N
             when = email.utils.parsedate_to_datetime(header)
         except (TypeError, ValueError, IndexError):
             return None
+        if when.tzinfo is None:
+            # RFC 9110: HTTP dates are GMT; the asctime form parses without a zone.
+            when = when.replace(tzinfo=dt.UTC)
         now = time.time() if now is None else now
         return max(0.0, when.timestamp() - now)
     return value if math.isfinite(value) and value >= 0 else None

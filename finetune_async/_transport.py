@@ -44,6 +44,8 @@ class AiohttpTransport:
         # (ARCHITECTURE.md rule 1).
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+            # Note: aiohttp itself re-sends a GET or DELETE once when a kept-alive connection turns
+            # out closed (RFC 9112 section 9.3.1); POSTs are never re-sent by it.
             self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
         return self._session
 

@@ -1,0 +1,742 @@
+"""The emulator's aiohttp.web application: routes, OpenAI error shapes, faults and counting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from http import HTTPStatus
+from typing import Any, Final
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from .._validation import check_metadata, fine_tuning_job_body
+from ..errors import InvalidParameterError
+from ._batches import BATCH_ENDPOINTS, BatchSim
+from ._faults import RequestRecord
+from ._files import StoredFile
+from ._jobs import IllegalTransitionError, JobSim
+from ._state import EmulatorState
+
+__all__ = ["STATE", "build_app"]
+
+logger = logging.getLogger("finetune_async.emulator")
+
+STATE: Final = web.AppKey("finetune_async.emulator.state", EmulatorState)
+
+#: Purposes an upload may have (the spec's CreateFileRequest).
+UPLOAD_PURPOSES: Final = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+_CHUNK: Final = 256 * 1024
+_MAX_SEED: Final = 2_147_483_647
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class EmulatedAPIError(Exception):
+    """Raised by a handler to answer with OpenAI's error shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        kind: str = "invalid_request_error",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Describe the error answer."""
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.kind = kind
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        """Return the ``{"error": {...}}`` answer."""
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.kind,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return _json(body, status=self.status, headers=self.headers)
+
+
+def _json(
+    data: object, *, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )
+
+
+def _not_found(kind: str, value: str, param: str) -> EmulatedAPIError:
+    return EmulatedAPIError(
+        404, f"No such {kind}: '{value}'", param=param, code=f"{kind}_not_found"
+    )
+
+
+# --- query helpers -----------------------------------------------------------------------------
+
+
+def _limit(request: web.Request, default: int, maximum: int) -> int:
+    raw = request.query.get("limit")
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise EmulatedAPIError(
+            400, f"Invalid 'limit': expected an integer, got {raw!r}", param="limit"
+        ) from None
+    if not 1 <= value <= maximum:
+        raise EmulatedAPIError(
+            400, f"Invalid 'limit': must be between 1 and {maximum}, got {value}", param="limit"
+        )
+    return value
+
+
+def _page(
+    request: web.Request, items: Sequence[dict[str, Any]], *, default: int, maximum: int = 100
+) -> dict[str, Any]:
+    """Return one page of ``items`` (already in the list's order) after the ``after`` cursor."""
+    limit = _limit(request, default, maximum)
+    start = 0
+    after = request.query.get("after")
+    if after:
+        for index, item in enumerate(items):
+            if item["id"] == after:
+                start = index + 1
+                break
+        else:
+            raise EmulatedAPIError(
+                400, f"Invalid 'after': no object with id '{after}' in this list", param="after"
+            )
+    data = list(items[start : start + limit])
+    page: dict[str, Any] = {"object": "list", "data": data, "has_more": start + limit < len(items)}
+    if data:
+        page["first_id"] = data[0]["id"]
+        page["last_id"] = data[-1]["id"]
+    return page
+
+
+async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return {}
+        raise EmulatedAPIError(400, "The request needs a JSON body.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise EmulatedAPIError(400, "We could not parse the JSON body of your request.") from None
+    if not isinstance(body, dict):
+        raise EmulatedAPIError(400, "The JSON body must be an object.")
+    return body
+
+
+def _state(request: web.Request) -> EmulatorState:
+    return request.app[STATE]
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+async def create_file(request: web.Request) -> web.Response:
+    """POST /files: a multipart upload, streamed to disk."""
+    state = _state(request)
+    if not request.content_type.startswith("multipart/"):
+        raise EmulatedAPIError(
+            400, "Uploads must be multipart/form-data with 'file' and 'purpose'."
+        )
+    reader = await request.multipart()
+    purpose: str | None = None
+    stored: StoredFile | None = None
+    file_id = state.ids.new("file")
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "purpose":
+            purpose = (await part.text()).strip()
+        elif part.name == "file":
+            path = state.files.path_for(file_id)
+            size = 0
+            with path.open("wb") as handle:
+                while chunk := await part.read_chunk(_CHUNK):
+                    handle.write(chunk)
+                    size += len(chunk)
+            stored = StoredFile(
+                file_id=file_id,
+                filename=part.filename or "upload",
+                purpose="",
+                path=path,
+                size=size,
+                created_at=int(state.now()),
+            )
+    if stored is None:
+        raise EmulatedAPIError(400, "Missing the 'file' part of the upload.", param="file")
+    if purpose not in UPLOAD_PURPOSES:
+        stored.path.unlink(missing_ok=True)
+        allowed = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+        raise EmulatedAPIError(
+            400, f"Invalid 'purpose': {purpose!r}. Expected one of {allowed}.", param="purpose"
+        )
+    stored.purpose = purpose
+    state.files.add(stored)
+    return _json(stored.to_json())
+
+
+def _file(state: EmulatorState, file_id: str) -> StoredFile:
+    stored = state.files.files.get(file_id)
+    if stored is None:
+        raise _not_found("file", file_id, "file_id")
+    return stored
+
+
+async def list_files(request: web.Request) -> web.Response:
+    """GET /files: filtered by purpose, ordered by creation (desc by default)."""
+    state = _state(request)
+    state.sync_all()
+    purpose = request.query.get("purpose")
+    order = request.query.get("order", "desc")
+    if order not in {"asc", "desc"}:
+        raise EmulatedAPIError(
+            400, f"Invalid 'order': expected 'asc' or 'desc', got {order!r}", param="order"
+        )
+    files = [
+        f.to_json() for f in state.files.files.values() if purpose is None or f.purpose == purpose
+    ]
+    if order == "desc":
+        files.reverse()
+    return _json(_page(request, files, default=10000, maximum=10000))
+
+
+async def retrieve_file(request: web.Request) -> web.Response:
+    """GET /files/{file_id}."""
+    return _json(_file(_state(request), request.match_info["file_id"]).to_json())
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    """DELETE /files/{file_id}."""
+    state = _state(request)
+    file_id = request.match_info["file_id"]
+    _file(state, file_id)
+    state.files.delete(file_id)
+    return _json({"id": file_id, "object": "file", "deleted": True})
+
+
+async def file_content(request: web.Request) -> web.StreamResponse:
+    """GET /files/{file_id}/content: the bytes, streamed from disk (Range requests honoured)."""
+    stored = _file(_state(request), request.match_info["file_id"])
+    return web.FileResponse(stored.path, headers={"Content-Type": "application/octet-stream"})
+
+
+# --- fine-tuning jobs ----------------------------------------------------------------------------
+
+
+def _job(state: EmulatorState, job_id: str) -> JobSim:
+    job = state.jobs.get(job_id)
+    if job is None:
+        raise _not_found("job", job_id, "fine_tuning_job_id")
+    job.sync(state.now())
+    return job
+
+
+def _training_file(state: EmulatorState, file_id: object, param: str) -> StoredFile:
+    stored = state.files.files.get(file_id) if isinstance(file_id, str) else None
+    if stored is None:
+        raise EmulatedAPIError(400, f"invalid {param}: {file_id}", param=param, code="invalid_file")
+    if stored.purpose != "fine-tune":
+        raise EmulatedAPIError(
+            400,
+            f"File {file_id} has purpose '{stored.purpose}'; {param} needs purpose 'fine-tune'.",
+            param=param,
+        )
+    return stored
+
+
+async def create_job(request: web.Request) -> web.Response:
+    """POST /fine_tuning/jobs: checked as the real API checks it, then started."""
+    state = _state(request)
+    raw = await _json_body(request)
+    try:
+        body = fine_tuning_job_body(
+            model=raw.get("model"),
+            training_file=raw.get("training_file"),
+            validation_file=raw.get("validation_file"),
+            method=raw.get("method"),
+            hyperparameters=raw.get("hyperparameters"),
+            suffix=raw.get("suffix"),
+            seed=raw.get("seed"),
+            integrations=raw.get("integrations"),
+            metadata=raw.get("metadata"),
+        )
+    except InvalidParameterError as exc:
+        raise EmulatedAPIError(400, str(exc), param=exc.param) from None
+    model = body["model"]
+    if model not in state.base_models and model not in state.models:
+        raise EmulatedAPIError(
+            400,
+            f"Model {model} is not available for fine-tuning or does not exist.",
+            param="model",
+            code="model_not_available",
+        )
+    training = _training_file(state, body["training_file"], "training_file")
+    if body.get("validation_file") is not None:
+        _training_file(state, body["validation_file"], "validation_file")
+    seed = body.get("seed")
+    job = JobSim(
+        job_id=state.ids.new("ftjob"),
+        body=body,
+        created_at=state.now(),
+        organization=state.organization,
+        seed=seed if isinstance(seed, int) else state.rng.randint(0, _MAX_SEED),
+        training=training,
+        ids=state.ids,
+        files=state.files,
+        timing=state.timing,
+        on_model=state.add_model,
+    )
+    state.jobs[job.id] = job
+    return _json(job.to_json())
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /fine_tuning/jobs: newest first, with ``metadata[k]=v`` filters."""
+    state = _state(request)
+    wanted = {
+        key[len("metadata[") : -1]: value
+        for key, value in request.query.items()
+        if key.startswith("metadata[") and key.endswith("]")
+    }
+    now = state.now()
+    jobs = []
+    for job in reversed(state.jobs.values()):
+        if wanted and any((job.metadata or {}).get(k) != v for k, v in wanted.items()):
+            continue
+        jobs.append(job)
+    page = _page(request, [{"id": job.id} for job in jobs], default=20)
+    by_id = {job.id: job for job in jobs}
+    data = []
+    for item in page["data"]:
+        job = by_id[item["id"]]
+        job.sync(now)
+        data.append(job.to_json())
+    page["data"] = data
+    return _json(page)
+
+
+async def retrieve_job(request: web.Request) -> web.Response:
+    """GET /fine_tuning/jobs/{fine_tuning_job_id}."""
+    return _json(_job(_state(request), request.match_info["fine_tuning_job_id"]).to_json())
+
+
+async def job_events(request: web.Request) -> web.Response:
+    """GET …/events: newest first."""
+    job = _job(_state(request), request.match_info["fine_tuning_job_id"])
+    return _json(_page(request, job.events[::-1], default=20))
+
+
+async def job_checkpoints(request: web.Request) -> web.Response:
+    """GET …/checkpoints: newest first."""
+    job = _job(_state(request), request.match_info["fine_tuning_job_id"])
+    return _json(_page(request, job.checkpoints[::-1], default=10))
+
+
+def _transition(action: str) -> Handler:
+    async def handler(request: web.Request) -> web.Response:
+        state = _state(request)
+        # No body, or the `{}` the Portkey gateway sends upstream (COMPAT.md): both are fine.
+        await _json_body(request, optional=True)
+        job = _job(state, request.match_info["fine_tuning_job_id"])
+        try:
+            getattr(job, action)(state.now())
+        except IllegalTransitionError as exc:
+            raise EmulatedAPIError(400, str(exc), code="invalid_state") from None
+        return _json(job.to_json())
+
+    handler.__doc__ = f"POST …/{action}."
+    return handler
+
+
+# --- checkpoint permissions ----------------------------------------------------------------------
+
+
+async def create_permissions(request: web.Request) -> web.Response:
+    """POST …/permissions: one permission per project id."""
+    state = _state(request)
+    checkpoint = request.match_info["checkpoint"]
+    body = await _json_body(request)
+    project_ids = body.get("project_ids")
+    if (
+        not isinstance(project_ids, list)
+        or not project_ids
+        or not all(isinstance(p, str) and p for p in project_ids)
+    ):
+        raise EmulatedAPIError(
+            400, "'project_ids' must be a non-empty array of project ids", param="project_ids"
+        )
+    if not state.checkpoint_exists(checkpoint):
+        raise _not_found("checkpoint", checkpoint, "fine_tuned_model_checkpoint")
+    created = [
+        {
+            "object": "checkpoint.permission",
+            "id": state.ids.new("cp", "_"),
+            "created_at": int(state.now()),
+            "project_id": pid,
+        }
+        for pid in project_ids
+    ]
+    state.permissions.setdefault(checkpoint, []).extend(created)
+    return _json(
+        {
+            "object": "list",
+            "data": created,
+            "has_more": False,
+            "first_id": created[0]["id"],
+            "last_id": created[-1]["id"],
+        }
+    )
+
+
+async def list_permissions(request: web.Request) -> web.Response:
+    """GET …/permissions: descending by default, filtered by project."""
+    state = _state(request)
+    checkpoint = request.match_info["checkpoint"]
+    order = request.query.get("order", "descending")
+    if order not in {"ascending", "descending"}:
+        raise EmulatedAPIError(
+            400,
+            f"Invalid 'order': expected 'ascending' or 'descending', got {order!r}",
+            param="order",
+        )
+    project = request.query.get("project_id")
+    items = [
+        p
+        for p in state.permissions.get(checkpoint, [])
+        if project is None or p["project_id"] == project
+    ]
+    if order == "descending":
+        items.reverse()
+    return _json(_page(request, items, default=10))
+
+
+async def delete_permission(request: web.Request) -> web.Response:
+    """DELETE …/permissions/{permission_id}."""
+    state = _state(request)
+    checkpoint = request.match_info["checkpoint"]
+    permission_id = request.match_info["permission_id"]
+    items = state.permissions.get(checkpoint, [])
+    for index, item in enumerate(items):
+        if item["id"] == permission_id:
+            del items[index]
+            return _json({"object": "checkpoint.permission", "id": permission_id, "deleted": True})
+    raise _not_found("permission", permission_id, "permission_id")
+
+
+# --- batches -------------------------------------------------------------------------------------
+
+
+def _batch(state: EmulatorState, batch_id: str) -> BatchSim:
+    batch = state.batches.get(batch_id)
+    if batch is None:
+        raise _not_found("batch", batch_id, "batch_id")
+    batch.sync(state.now())
+    return batch
+
+
+async def create_batch(request: web.Request) -> web.Response:
+    """POST /batches."""
+    state = _state(request)
+    body = await _json_body(request)
+    endpoint = body.get("endpoint")
+    if endpoint not in BATCH_ENDPOINTS:
+        raise EmulatedAPIError(
+            400,
+            f"Invalid 'endpoint': {endpoint!r}. Expected one of {', '.join(BATCH_ENDPOINTS)}.",
+            param="endpoint",
+        )
+    window = body.get("completion_window")
+    if window != "24h":
+        raise EmulatedAPIError(
+            400,
+            f"Invalid 'completion_window': {window!r}. Only '24h' is supported.",
+            param="completion_window",
+        )
+    input_id = body.get("input_file_id")
+    stored = state.files.files.get(input_id) if isinstance(input_id, str) else None
+    if stored is None:
+        raise EmulatedAPIError(
+            400, f"invalid input_file_id: {input_id}", param="input_file_id", code="invalid_file"
+        )
+    if stored.purpose != "batch":
+        raise EmulatedAPIError(
+            400,
+            f"File {input_id} has purpose '{stored.purpose}'; a batch needs purpose 'batch'.",
+            param="input_file_id",
+        )
+    try:
+        metadata = check_metadata(body.get("metadata"))
+    except InvalidParameterError as exc:
+        raise EmulatedAPIError(400, str(exc), param=exc.param) from None
+    batch = BatchSim(
+        batch_id=state.ids.new("batch", "_"),
+        input_file=stored,
+        endpoint=endpoint,
+        completion_window=window,
+        metadata=metadata,
+        created_at=state.now(),
+        ids=state.ids,
+        files=state.files,
+        timing=state.timing,
+    )
+    state.batches[batch.id] = batch
+    return _json(batch.to_json())
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    """GET /batches: newest first."""
+    state = _state(request)
+    now = state.now()
+    batches = list(reversed(state.batches.values()))
+    page = _page(request, [{"id": b.id} for b in batches], default=20)
+    by_id = {b.id: b for b in batches}
+    data = []
+    for item in page["data"]:
+        batch = by_id[item["id"]]
+        batch.sync(now)
+        data.append(batch.to_json())
+    page["data"] = data
+    return _json(page)
+
+
+async def retrieve_batch(request: web.Request) -> web.Response:
+    """GET /batches/{batch_id}."""
+    return _json(_batch(_state(request), request.match_info["batch_id"]).to_json())
+
+
+async def cancel_batch(request: web.Request) -> web.Response:
+    """POST /batches/{batch_id}/cancel."""
+    state = _state(request)
+    await _json_body(request, optional=True)
+    batch = _batch(state, request.match_info["batch_id"])
+    if not batch.cancel(state.now()):
+        raise EmulatedAPIError(
+            400,
+            f"Batch {batch.id} is {batch.status}; only an unfinished batch can be cancelled.",
+            code="invalid_state",
+        )
+    return _json(batch.to_json())
+
+
+# --- models --------------------------------------------------------------------------------------
+
+
+async def retrieve_model(request: web.Request) -> web.Response:
+    """GET /models/{model}."""
+    state = _state(request)
+    name = request.match_info["model"]
+    state.sync_all()
+    if name in state.models:
+        return _json(state.models[name])
+    if name in state.base_models:
+        return _json(
+            {
+                "id": name,
+                "object": "model",
+                "created": state.base_models[name],
+                "owned_by": "system",
+            }
+        )
+    raise EmulatedAPIError(
+        404, f"The model '{name}' does not exist", param="model", code="model_not_found"
+    )
+
+
+async def delete_model(request: web.Request) -> web.Response:
+    """DELETE /models/{model}: fine-tuned models only."""
+    state = _state(request)
+    name = request.match_info["model"]
+    state.sync_all()
+    if name in state.base_models:
+        raise EmulatedAPIError(
+            403,
+            f"You cannot delete the base model '{name}'.",
+            param="model",
+            kind="permission_error",
+        )
+    if state.models.pop(name, None) is None:
+        raise EmulatedAPIError(
+            404, f"The model '{name}' does not exist", param="model", code="model_not_found"
+        )
+    return _json({"id": name, "object": "model", "deleted": True})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """GET /models: base and fine-tuned models (not in the subset spec, but users expect it)."""
+    state = _state(request)
+    state.sync_all()
+    base = [
+        {"id": n, "object": "model", "created": c, "owned_by": "system"}
+        for n, c in state.base_models.items()
+    ]
+    return _json({"object": "list", "data": base + list(state.models.values())})
+
+
+# --- middleware: auth, faults, counting, errors --------------------------------------------------
+
+
+def _route_of(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    template = resource.canonical if resource is not None else request.path
+    return f"{request.method} {template.removeprefix('/v1')}"
+
+
+@web.middleware
+async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count the request, inject the configured faults, check auth, and shape every error."""
+    state = request.app[STATE]
+    stats = state.stats
+    route = _route_of(request)
+    stats.in_flight += 1
+    stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+    started = time.monotonic()
+    fault: str | None = None
+    outcome: int | str = 500
+    try:
+        faults, bucket = state.faults_for(route)
+        if faults.latency:
+            await asyncio.sleep(faults.latency)
+        fault = faults.pick(state.rng)
+        if fault is None and bucket is not None and not bucket.take():
+            fault = "rate_limit"
+        if fault == "drop":
+            await request.read()
+            outcome = "dropped"
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError
+        response = await _answer(request, handler, state, fault, faults.retry_after)
+        outcome = response.status
+        response.headers["x-request-id"] = state.ids.request_id()
+        return response
+    finally:
+        stats.in_flight -= 1
+        if fault is not None:
+            stats.faults[fault] += 1
+        stats.outcomes[outcome] += 1
+        stats.requests.append(
+            RequestRecord(
+                started, request.method, request.path, route, outcome, fault, dict(request.headers)
+            )
+        )
+
+
+def _fault_response(fault: str | None, retry_after: float) -> web.Response | None:
+    """Return the answer of an injected 429 or 5xx, or None to let the request through."""
+    if fault in {"429", "rate_limit"}:
+        return EmulatedAPIError(
+            HTTPStatus.TOO_MANY_REQUESTS,
+            "Rate limit reached for requests (emulated).",
+            code="rate_limit_exceeded",
+            kind="requests",
+            headers={
+                "Retry-After": f"{retry_after:g}",
+                "retry-after-ms": f"{retry_after * 1000:.0f}",
+            },
+        ).response()
+    if fault == "5xx":
+        return EmulatedAPIError(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "The server had an error while processing your request (emulated).",
+            kind="server_error",
+        ).response()
+    return None
+
+
+async def _answer(
+    request: web.Request,
+    handler: Handler,
+    state: EmulatorState,
+    fault: str | None,
+    retry_after: float,
+) -> web.StreamResponse:
+    injected = _fault_response(fault, retry_after)
+    if injected is not None:
+        return injected
+    try:
+        _check_auth(request, state)
+        return await handler(request)
+    except EmulatedAPIError as failure:
+        return failure.response()
+    except web.HTTPNotFound:
+        return EmulatedAPIError(404, f"Invalid URL ({request.method} {request.path})").response()
+    except web.HTTPMethodNotAllowed:
+        message = f"Method not allowed ({request.method} {request.path})"
+        return EmulatedAPIError(405, message).response()
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        # A bug in the emulator: answer as the real API would, and leave a traceback in the log.
+        logger.exception("emulator error on %s %s", request.method, request.path)
+        return EmulatedAPIError(
+            500, "The emulator failed on this request.", kind="server_error"
+        ).response()
+
+
+def _check_auth(request: web.Request, state: EmulatorState) -> None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise EmulatedAPIError(
+            401,
+            "You didn't provide an API key. "
+            "Send it in the Authorization header as 'Bearer YOUR_KEY'.",
+            kind="invalid_request_error",
+        )
+    if state.api_key is not None and key.strip() != state.api_key:
+        raise EmulatedAPIError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+
+def build_app(state: EmulatorState) -> web.Application:
+    """Return the application serving ``state`` under ``/v1``."""
+    app = web.Application(middlewares=[emulate], client_max_size=1024**3)
+    app[STATE] = state
+    jobs = "/v1/fine_tuning/jobs"
+    job = jobs + "/{fine_tuning_job_id}"
+    permissions = "/v1/fine_tuning/checkpoints/{checkpoint}/permissions"
+    app.router.add_routes(
+        [
+            web.post("/v1/files", create_file),
+            web.get("/v1/files", list_files),
+            web.get("/v1/files/{file_id}", retrieve_file),
+            web.delete("/v1/files/{file_id}", delete_file),
+            web.get("/v1/files/{file_id}/content", file_content),
+            web.post(jobs, create_job),
+            web.get(jobs, list_jobs),
+            web.get(job, retrieve_job),
+            web.get(job + "/events", job_events),
+            web.get(job + "/checkpoints", job_checkpoints),
+            web.post(job + "/cancel", _transition("cancel")),
+            web.post(job + "/pause", _transition("pause")),
+            web.post(job + "/resume", _transition("resume")),
+            web.post(permissions, create_permissions),
+            web.get(permissions, list_permissions),
+            web.delete(permissions + "/{permission_id}", delete_permission),
+            web.post("/v1/batches", create_batch),
+            web.get("/v1/batches", list_batches),
+            web.get("/v1/batches/{batch_id}", retrieve_batch),
+            web.post("/v1/batches/{batch_id}/cancel", cancel_batch),
+            web.get("/v1/models", list_models),
+            web.get("/v1/models/{model}", retrieve_model),
+            web.delete("/v1/models/{model}", delete_model),
+        ]
+    )
+    return app

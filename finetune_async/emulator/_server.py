@@ -1,0 +1,202 @@
+"""``Emulator``: start and stop the application on 127.0.0.1, on this loop or on a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import TYPE_CHECKING, Self
+
+from aiohttp import web
+
+from ._app import build_app
+from ._clock import Clock
+from ._faults import Faults, Stats
+from ._jobs import Timing
+from ._state import BASE_MODELS, EmulatorState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import TracebackType
+
+__all__ = ["Emulator"]
+
+_STOP_TIMEOUT = 10.0
+
+
+class Emulator:
+    """A local OpenAI-compatible fine-tuning server, for tests and demos.
+
+    Use ``async with Emulator() as emu:`` inside a running loop, or ``with Emulator() as emu:``
+    from synchronous code (the server then runs on its own thread and loop). Either way
+    ``emu.url`` is the base URL to give a client (it ends in ``/v1``); any non-empty Bearer key is
+    accepted unless ``api_key`` is set.
+
+    Example:
+        >>> async with Emulator(speed=200) as emu:  # doctest: +SKIP
+        ...     async with AsyncClient(base_url=emu.url, api_key="test") as client:
+        ...         ...
+    """
+
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int | None = None,
+        organization: str = "org-emulator",
+        api_key: str | None = None,
+        timing: Timing | None = None,
+        base_models: Iterable[str] = BASE_MODELS,
+    ) -> None:
+        """Configure the emulator; nothing listens until it is started.
+
+        Args:
+            speed: How much faster than real time the emulated clock runs (1.0: realistic
+                durations; 0: the clock moves only by ``advance``).
+            faults: What goes wrong and how often (``Faults``); none by default.
+            host: The address to listen on.
+            port: The port; 0 picks a free one.
+            seed: Seed of the ids, faults and metrics, for repeatable runs.
+            organization: The organization id in jobs and fine-tuned model names.
+            api_key: When set, only this Bearer key is accepted.
+            timing: The phase durations of jobs and batches (``Timing``).
+            base_models: The models jobs may fine-tune.
+        """
+        self.clock = Clock(speed)
+        self._host = host
+        self._port = port
+        self.state = EmulatorState(
+            clock=self.clock,
+            seed=seed,
+            organization=organization,
+            api_key=api_key,
+            faults=faults or Faults(),
+            timing=timing or Timing(),
+            base_models=base_models,
+        )
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_loop: asyncio.AbstractEventLoop | None = None
+
+    # --- what tests use ------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL for clients, e.g. ``http://127.0.0.1:50123/v1``."""
+        if self._runner is None:
+            msg = "the emulator is not running; start it with `async with` or `with`"
+            raise RuntimeError(msg)
+        return f"http://{self._host}:{self.port}/v1"
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (0 before it starts)."""
+        return self._port
+
+    @property
+    def stats(self) -> Stats:
+        """What the emulator saw and answered since the last ``reset_stats``."""
+        return self.state.stats
+
+    def reset_stats(self) -> None:
+        """Start counting afresh."""
+        self.state.stats = Stats()
+
+    def advance(self, seconds: float) -> None:
+        """Move the emulated clock forward by ``seconds``."""
+        self.clock.advance(seconds)
+
+    def set_faults(self, faults: Faults, route: str | None = None) -> None:
+        """Change the faults while running, for every route or for one.
+
+        Args:
+            faults: The new faults.
+            route: None for every route, or one route as ``"METHOD /path-template"``, e.g.
+                ``"GET /fine_tuning/jobs/{fine_tuning_job_id}"``.
+        """
+        self.state.set_faults(faults, route)
+
+    # --- on the caller's loop ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen on ``host:port`` (a free port when 0)."""
+        if self._runner is not None:
+            return
+        runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self._runner = runner
+        server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
+        sockets = getattr(server, "sockets", None) or []
+        self._port = sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Close every connection and the listening socket; calling it again does nothing."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await asyncio.wait_for(runner.cleanup(), timeout=_STOP_TIMEOUT)
+        self.state.close()
+
+    async def __aenter__(self) -> Self:
+        """Start, and return the running emulator."""
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop."""
+        await self.stop()
+
+    # --- on its own thread, for synchronous callers ---------------------------------------------
+
+    def __enter__(self) -> Self:
+        """Start on a thread of its own and return once it listens."""
+        started = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001 - handed over to the starting thread
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        self._thread_loop = loop
+        self._thread = threading.Thread(target=run, name="finetune-async-emulator", daemon=True)
+        self._thread.start()
+        started.wait()
+        if failure:
+            self._thread.join()
+            loop.close()
+            raise failure[0]
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the server and its thread."""
+        loop, thread = self._thread_loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.stop(), loop).result(timeout=_STOP_TIMEOUT + 5)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=_STOP_TIMEOUT)
+            loop.close()
+            self._thread_loop = self._thread = None
