@@ -82,16 +82,27 @@ class _Settings:
     auth_header: tuple[str, str] | None
     # Headers a provider constructor adds (x-portkey-*); kept apart from the user's own.
     provider_headers: Mapping[str, str]
+    # The header names of `organization` and `project` (a gateway has its own).
+    scope_headers: tuple[str, str]
+    # Query a provider constructor adds (Azure's api-version); the user's default_query adds to it.
+    provider_query: Mapping[str, str]
+
+    @property
+    def fixed_query(self) -> list[tuple[str, str]]:
+        """Return the query pairs of every request (a user's value wins over a provider's)."""
+        merged = {**self.provider_query, **self.default_query}
+        return list(merged.items())
 
     def headers(self) -> dict[str, str]:
         """Return the headers sent with every request."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         if self.auth_header is not None:
             headers[self.auth_header[0]] = self.auth_header[1]
+        organization_header, project_header = self.scope_headers
         if self.organization:
-            headers["OpenAI-Organization"] = self.organization
+            headers[organization_header] = self.organization
         if self.project:
-            headers["OpenAI-Project"] = self.project
+            headers[project_header] = self.project
         headers.update(self.provider_headers)
         headers.update(self.default_headers)
         return headers
@@ -259,16 +270,12 @@ class AsyncClient:
             )
         if metadata is not None:
             headers["x-portkey-metadata"] = orjson.dumps(dict(metadata)).decode()
-        # Through the gateway, the OpenAI organisation and project travel as x-portkey-* headers.
-        organization, project = options.get("organization"), options.get("project")
-        if organization:
-            headers["x-portkey-openai-organization"] = organization
-        if project:
-            headers["x-portkey-openai-project"] = project
         settings = _settings_from(
             api_key=provider_api_key,
-            organization=None,
-            project=None,
+            organization=options.get("organization"),
+            project=options.get("project"),
+            # Through the gateway, the OpenAI organisation and project are x-portkey-* headers.
+            scope_headers=("x-portkey-openai-organization", "x-portkey-openai-project"),
             base_url=base_url,
             auth_header=None
             if provider_api_key is None
@@ -332,9 +339,7 @@ class AsyncClient:
                 "for_azure needs api_key= (or AZURE_OPENAI_API_KEY) or azure_ad_token=",
                 param="api_key",
             )
-        query = dict(options.get("default_query") or {})
-        if version:
-            query.setdefault("api-version", version)
+        provider_query = {"api-version": version} if version else {}
         settings = _settings_from(
             api_key=key,
             organization=options.get("organization"),
@@ -342,7 +347,8 @@ class AsyncClient:
             base_url=base,
             auth_header=auth,
             provider_headers={},
-            options={**options, "default_query": query},
+            provider_query=provider_query,
+            options=options,
         )
         return cls._from_settings(
             settings, _transport_from(options), owns_transport=options.get("transport") is None
@@ -466,8 +472,8 @@ class AsyncClient:
 
     def _build_request(self, method: str, path: str, query: Query, body: object) -> Request:
         settings = self._settings
-        if settings.default_query:
-            query = [*query, *settings.default_query.items()]
+        if settings.fixed_query:
+            query = [*query, *settings.fixed_query]
         url = build_url(settings.base_url, path, query)
         headers = self._headers
         payload = None
@@ -592,6 +598,8 @@ def _settings_from(
     auth_header: tuple[str, str] | None,
     provider_headers: Mapping[str, str],
     options: ClientOptions,
+    provider_query: Mapping[str, str] | None = None,
+    scope_headers: tuple[str, str] = ("OpenAI-Organization", "OpenAI-Project"),
 ) -> _Settings:
     return _Settings(
         api_key=api_key,
@@ -605,6 +613,8 @@ def _settings_from(
         default_query=dict(options.get("default_query") or {}),
         auth_header=auth_header,
         provider_headers=dict(provider_headers),
+        provider_query=dict(provider_query or {}),
+        scope_headers=scope_headers,
     )
 
 

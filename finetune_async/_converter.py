@@ -10,6 +10,8 @@ Leniency (COMPAT.md, "Parsing") lives here, in one visible block:
 - ``JobError`` accepts a bare string (some providers send ``"error": "..."``);
 - ``FineTuningJob`` accepts Azure's ``organisation_id`` spelling;
 - timestamps and counts accept a float where an int is expected (kept as the int it denotes);
+- records are made only from JSON objects and lists only from JSON arrays, so a wrong shape
+  raises instead of turning into empty defaults;
 - unknown keys are ignored (cattrs' default; keep it so).
 
 Request records are unstructured without their ``None`` fields, so an unset option is left out of
@@ -58,8 +60,11 @@ def _structure_open_enum(tp: Any) -> Callable[[Any, Any], Any]:
     nullable = type(None) in typing.get_args(tp)
 
     def structure(value: Any, _: Any) -> Any:
-        if value is None and nullable:
-            return None
+        if value is None:
+            if nullable:
+                return None
+            msg = f"expected a {enum_cls.__name__} value, got null"
+            raise TypeError(msg)
         if not isinstance(value, str):
             value = str(value)
         return members.get(value, value)
@@ -77,20 +82,74 @@ def _structure_lenient_int(value: Any, _: Any) -> int | None:
     raise TypeError(msg)
 
 
+def _structure_bool(value: Any, _: Any) -> bool:
+    """A JSON boolean; ``"true"`` / ``"false"`` strings are read as such, never as truthiness."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in {"true", "false"}:
+        return value.lower() == "true"
+    msg = f"expected a boolean, got {value!r}"
+    raise TypeError(msg)
+
+
+def _is_record(tp: Any) -> bool:
+    return attrs.has(typing.get_origin(tp) or tp)
+
+
+def _structure_record(tp: Any) -> Callable[[Any, Any], Any]:
+    """Structure an attrs record, but only from a JSON object.
+
+    cattrs' generated function reads keys with ``in`` tests, so a list or a string would quietly
+    become a record of defaults (a list answered for a page would read as an empty last page).
+    """
+    generated = make_dict_structure_fn(tp, converter)
+    name = getattr(tp, "__name__", repr(tp))
+
+    def structure(value: Any, target: Any) -> Any:
+        if not isinstance(value, dict):
+            msg = f"expected a JSON object for {name}, got {type(value).__name__}"
+            raise TypeError(msg)
+        return generated(value, target)
+
+    return structure
+
+
+def _is_list(tp: Any) -> bool:
+    return typing.get_origin(tp) is list
+
+
+def _structure_list(tp: Any) -> Callable[[Any, Any], list[Any]]:
+    """Structure a list only from a JSON array (a string would otherwise become its characters)."""
+    (item_type,) = typing.get_args(tp) or (Any,)
+    item_hook = converter.get_structure_hook(item_type)
+
+    def structure(value: Any, _: Any) -> list[Any]:
+        if not isinstance(value, list):
+            msg = f"expected a JSON array, got {type(value).__name__}"
+            raise TypeError(msg)
+        return [item_hook(item, item_type) for item in value]
+
+    return structure
+
+
 def _structure_job_error(value: Any, _: Any) -> JobError:
     if isinstance(value, str):
         return JobError(message=value)
-    return _job_error_from_dict(value, JobError)
+    return _job_error_from_dict(value, JobError)  # type: ignore[no-any-return]
 
 
 def _make_job_structure() -> Callable[[Any, Any], FineTuningJob]:
-    generated = make_dict_structure_fn(FineTuningJob, converter)
+    generated = _structure_record(FineTuningJob)
 
     def structure(value: Any, tp: Any) -> FineTuningJob:
         # Azure writes the British spelling (COMPAT.md); the wire name wins when both are present.
-        if "organization_id" not in value and "organisation_id" in value:
+        if (
+            isinstance(value, dict)
+            and "organization_id" not in value
+            and "organisation_id" in value
+        ):
             value = {**value, "organization_id": value["organisation_id"]}
-        return generated(value, tp)
+        return generated(value, tp)  # type: ignore[no-any-return]
 
     return structure
 
@@ -111,11 +170,15 @@ def _unstructure_without_nones(cls: type[Any]) -> Callable[[Any], dict[str, Any]
 
 
 # --- every hook, in one block ------------------------------------------------------------------
+# Factories registered later are tried first; direct hooks win over every factory.
+converter.register_structure_hook_factory(_is_record, _structure_record)
+converter.register_structure_hook_factory(_is_list, _structure_list)
 converter.register_structure_hook_factory(
     lambda tp: _open_enum_of(tp) is not None, _structure_open_enum
 )
 converter.register_structure_hook(int | None, _structure_lenient_int)
-_job_error_from_dict = make_dict_structure_fn(JobError, converter)
+converter.register_structure_hook(bool, _structure_bool)
+_job_error_from_dict = _structure_record(JobError)
 converter.register_structure_hook(JobError, _structure_job_error)
 converter.register_structure_hook(FineTuningJob, _make_job_structure())
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_without_nones)

@@ -44,9 +44,14 @@ class AiohttpTransport:
         # (ARCHITECTURE.md rule 1).
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
-            # Note: aiohttp itself re-sends a GET or DELETE once when a kept-alive connection turns
-            # out closed (RFC 9112 section 9.3.1); POSTs are never re-sent by it.
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            session = aiohttp.ClientSession(connector=connector, trust_env=True)
+            # aiohttp re-sends a GET or DELETE once, silently, when a connection drops (RFC 9112
+            # section 9.3.1). The client's own retry loop already does that, with back-off and
+            # within max_retries; two layers would double every retry and hide it from the
+            # count. The switch is private (no constructor keyword), hence the guard.
+            if hasattr(session, "_retry_connection"):
+                session._retry_connection = False  # noqa: SLF001
+            self._session = session
         return self._session
 
     async def send(self, request: Request, limits: AttemptTimeout) -> Response:

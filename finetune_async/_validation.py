@@ -9,6 +9,7 @@ user could have written, and only dicts are checked, so both spellings are valid
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -155,7 +156,12 @@ def _check_number(name: str, value: object, param: str) -> None:
     if value == "auto":
         return
     wrong_kind = kind is int and not isinstance(value, int)
-    if isinstance(value, bool) or not isinstance(value, int | float) or wrong_kind:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or wrong_kind
+        or not math.isfinite(value)
+    ):
         noun = "an integer" if kind is int else "a number"
         raise _fail(param, f'must be "auto" or {noun}, got {value!r}')
     too_low = value <= lowest if exclusive else value < lowest

@@ -37,7 +37,7 @@ class ShimClientResponse(ClientResponse):
         super().__init__(method, url, **kwargs)
 
 
-class MockAPI(aioresponses):  # type: ignore[misc]
+class MockAPI(aioresponses):
     """aioresponses with the 3.14 shim as the default response class."""
 
     def add(self, url: Any, method: str = "GET", *args: Any, **kwargs: Any) -> None:
@@ -46,7 +46,7 @@ class MockAPI(aioresponses):  # type: ignore[misc]
 
     def calls(self, method: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
         """Return every request seen as (method, url, kwargs), in the order they were sent."""
-        seen = []
+        seen: list[tuple[str, str, dict[str, Any]]] = []
         for (verb, url), requests in self.requests.items():
             seen.extend((verb, str(url), call.kwargs) for call in requests)
         # aioresponses groups by (method, url); the order within one group is the send order.
@@ -56,7 +56,8 @@ class MockAPI(aioresponses):  # type: ignore[misc]
 @pytest.fixture
 def mock_api() -> Iterator[MockAPI]:
     """Intercept every aiohttp request of the test (none reaches the network)."""
-    with MockAPI() as mocked:
+    mocked = MockAPI()
+    with mocked:
         yield mocked
 
 
@@ -98,9 +99,9 @@ class LoopbackServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets
+        self.port = sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
         if self._runner is not None:

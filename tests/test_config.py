@@ -1,14 +1,12 @@
 """Tests of the client's setting records: Timeout and Backoff."""
 
-# The project writes `assert expected == actual` (expected first), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import math
 from typing import Any
 
 import pytest
+
 from finetune_async._config import DEFAULT_TIMEOUT, Backoff, Timeout
 
 BACKOFF_FIELDS = ["initial", "maximum", "jitter", "max_retry_after"]

@@ -1,8 +1,5 @@
 """The retry loop against mocked answers (aioresponses): hints, limits, duplicates and shapes."""
 
-# The project's test style puts the expected value first (``assert expected == actual``).
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import email.utils
@@ -10,6 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
 from finetune_async import (
     APIResponseValidationError,
     APIStatusError,
@@ -23,7 +21,6 @@ from finetune_async import (
     RateLimitError,
     UnprocessableEntityError,
 )
-
 from tests.conftest import API_KEY, BASE_URL, NO_BACKOFF, MockAPI
 
 if TYPE_CHECKING:

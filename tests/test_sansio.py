@@ -1,8 +1,5 @@
 """Pure tests of the sans-I/O core: URLs, retry rules, back-off, status to error, page cursors."""
 
-# The project writes `assert expected == actual` (expected first), which SIM300 calls Yoda.
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import contextlib
@@ -18,6 +15,7 @@ import attrs
 import multidict
 import orjson
 import pytest
+
 from finetune_async import errors
 from finetune_async._config import Backoff
 from finetune_async._sansio import (

@@ -1,8 +1,5 @@
 """The aiohttp transport against a real loopback server: timeouts, drops, sessions, life cycle."""
 
-# The project's test style puts the expected value first (``assert expected == actual``).
-# ruff: noqa: SIM300
-
 from __future__ import annotations
 
 import asyncio
@@ -13,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import aiohttp
 import pytest
 from aiohttp import web
+
 from finetune_async import (
     APIConnectionError,
     APITimeoutError,
@@ -22,7 +20,6 @@ from finetune_async import (
     errors,
 )
 from finetune_async._transport import AiohttpTransport
-
 from tests.conftest import API_KEY, NO_BACKOFF, LoopbackServer
 
 if TYPE_CHECKING:
