@@ -16,9 +16,11 @@ from ._config import DEFAULT_TIMEOUT, Backoff, Timeout
 from ._converter import converter
 from ._sansio import (
     AttemptTimeout,
+    DownloadSink,
     Request,
     Response,
     Transport,
+    Upload,
     build_url,
     connection_error_verdict,
     error_from_response,
@@ -26,10 +28,11 @@ from ._sansio import (
     request_id_of,
     retry_delay,
     retry_verdict,
+    with_range,
 )
 from ._transport import AiohttpTransport, ClientSession
 from ._version import __version__
-from .resources import AsyncFineTuning
+from .resources import AsyncBatches, AsyncFiles, AsyncFineTuning, AsyncModels
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -144,6 +147,9 @@ class AsyncClient:
     """
 
     fine_tuning: AsyncFineTuning
+    batches: AsyncBatches
+    files: AsyncFiles
+    models: AsyncModels
 
     def __init__(
         self,
@@ -198,6 +204,9 @@ class AsyncClient:
         self._owns_transport = owns_transport
         self._closed = False
         self.fine_tuning = AsyncFineTuning(self)
+        self.batches = AsyncBatches(self)
+        self.files = AsyncFiles(self)
+        self.models = AsyncModels(self)
 
     @classmethod
     def _from_settings(
@@ -460,39 +469,53 @@ class AsyncClient:
         query: Query = (),
         body: object = None,
         empty: T | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """Send one API call with retries and return its answer structured into ``into``.
 
         This is the ``Requester`` protocol the resources use; it is public for calls this SDK
-        does not wrap yet.
+        does not wrap yet. ``into=bytes`` returns the raw body; an ``Upload`` body is sent as a
+        streamed multipart form.
         """
-        request = self._build_request(method, path, query, body)
+        request = self._build_request(method, path, query, body, headers)
         response = await self._send(request)
+        if into is bytes:
+            return response.body  # type: ignore[return-value]
         return self._structure(request, response, into, empty)
 
-    def _build_request(self, method: str, path: str, query: Query, body: object) -> Request:
+    async def download(
+        self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """GET ``path`` and stream the answer into ``sink``, resuming with ``Range`` on retries."""
+        request = self._build_request("GET", path, (), None, headers)
+        await self._send(request, sink)
+
+    def _build_request(
+        self, method: str, path: str, query: Query, body: object, extra: Mapping[str, str] | None
+    ) -> Request:
         settings = self._settings
         if settings.fixed_query:
             query = [*query, *settings.fixed_query]
         url = build_url(settings.base_url, path, query)
-        headers = self._headers
-        payload = None
+        headers = {**self._headers, **extra} if extra else self._headers
+        payload: bytes | Upload | None = None
+        if isinstance(body, Upload):
+            payload = body  # aiohttp writes the multipart Content-Type with its boundary
+        elif body is not None or method == "POST":
+            # COMPAT.md: the Portkey gateway refuses a POST without it, even with no body.
+            headers = {**headers, "Content-Type": "application/json"}
+            payload = None if body is None else orjson.dumps(body)
         if method == "POST":
-            headers = {
-                **headers,
-                # COMPAT.md: the Portkey gateway refuses a POST without it, even with no body.
-                "Content-Type": "application/json",
-                # One key per logical call, kept by every retry of it.
-                "Idempotency-Key": new_idempotency_key(),
-            }
-        if body is not None:
-            payload = orjson.dumps(body)
-            if method != "POST":
-                headers = {**headers, "Content-Type": "application/json"}
+            # One key per logical call, kept by every retry of it.
+            headers = {**headers, "Idempotency-Key": new_idempotency_key()}
         return Request(method=method, url=url, headers=headers, body=payload)
 
-    async def _send(self, request: Request) -> Response:
-        """Send ``request``, retrying as the sans-I/O rules say, within the total timeout."""
+    async def _send(self, request: Request, sink: DownloadSink | None = None) -> Response:
+        """Send ``request``, retrying as the sans-I/O rules say, within the total timeout.
+
+        With a ``sink`` the answer is streamed into it, and a retry asks only for the bytes the
+        sink does not hold yet.
+        """
         if self._closed:
             raise errors.FinetuneError(f"this {type(self).__name__} is closed; create a new client")
         settings = self._settings
@@ -515,7 +538,11 @@ class AsyncClient:
             )
             failure: errors.APIError
             try:
-                response = await self._transport.send(request, attempt_timeout)
+                if sink is None:
+                    response = await self._transport.send(request, attempt_timeout)
+                else:
+                    ranged = with_range(request, sink.offset)
+                    response = await self._transport.stream(ranged, attempt_timeout, sink)
             except errors.APIConnectionError as exc:
                 verdict = connection_error_verdict(request, exc)
                 if verdict.outcome_unknown:

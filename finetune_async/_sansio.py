@@ -13,8 +13,8 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 from urllib.parse import quote, urlencode
 
 import attrs
@@ -66,6 +66,43 @@ HeaderMap = Mapping[str, str]
 
 
 @attrs.frozen
+class Upload:
+    """A ``multipart/form-data`` body with one file part, streamed from its source.
+
+    Attributes:
+        fields: The plain form fields, e.g. ``(("purpose", "fine-tune"),)``.
+        file_field: The name of the file part (``"file"``).
+        filename: The file name sent with the part.
+        open: Opens the source afresh, positioned at its start; called once per attempt.
+        owns_source: Whether the transport closes what ``open`` returned (False for a file
+            object the caller passed in).
+    """
+
+    fields: tuple[tuple[str, str], ...]
+    file_field: str
+    filename: str
+    open: Callable[[], BinaryIO]
+    owns_source: bool = True
+
+
+class DownloadSink(Protocol):
+    """Where a streamed download goes; it knows how much it already holds (for ``Range``)."""
+
+    @property
+    def offset(self) -> int:
+        """Bytes already written."""
+        ...
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk."""
+        ...
+
+    def restart(self) -> None:
+        """Drop what was written (the server answered the whole file again)."""
+        ...
+
+
+@attrs.frozen
 class Request:
     """A request ready for the wire.
 
@@ -79,7 +116,7 @@ class Request:
     method: str
     url: str
     headers: Mapping[str, str]
-    body: bytes | None = None
+    body: bytes | Upload | None = None
 
     @property
     def is_safe(self) -> bool:
@@ -335,6 +372,13 @@ class HasId(Protocol):
     def id(self) -> str: ...
 
 
+def with_range(request: Request, offset: int) -> Request:
+    """Return ``request`` asking for the bytes from ``offset`` on (a resumed download)."""
+    if offset <= 0:
+        return request
+    return attrs.evolve(request, headers={**request.headers, "Range": f"bytes={offset}-"})
+
+
 def next_cursor(data: list[Any], has_more: bool | None, last_id: str | None) -> str | None:
     """Return the ``after`` cursor of the next page, or None when this page is the last.
 
@@ -368,6 +412,19 @@ class Transport(Protocol):
     and returns any status, error statuses included; the client decides what they mean.
     """
 
-    async def send(self, request: Request, limits: AttemptTimeout) -> Response: ...
+    async def send(self, request: Request, limits: AttemptTimeout) -> Response:
+        """Send ``request`` once and read the whole answer."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def stream(
+        self, request: Request, limits: AttemptTimeout, sink: DownloadSink
+    ) -> Response:
+        """Send ``request``; a 2xx body goes to ``sink`` in chunks, any other is read whole.
+
+        A 206 answer appends to what the sink holds; any other 2xx restarts it.
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release the connections."""
+        ...

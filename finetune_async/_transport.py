@@ -8,15 +8,91 @@ server; anything after the connection was made might have.
 
 from __future__ import annotations
 
+import contextlib
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
 import aiohttp
 from yarl import URL
 
 from . import errors
-from ._sansio import AttemptTimeout, Request, Response
+from ._sansio import AttemptTimeout, DownloadSink, Request, Response, Upload
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 __all__ = ["AiohttpTransport", "ClientSession"]
 
 ClientSession = aiohttp.ClientSession
+
+_CHUNK_SIZE = 64 * 1024
+
+
+def _client_timeout(limits: AttemptTimeout) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=limits.total, connect=limits.connect, sock_read=limits.read)
+
+
+def _range_start(content_range: str | None) -> int | None:
+    """Return N of ``Content-Range: bytes N-M/T``, or None."""
+    if not content_range or not content_range.startswith("bytes "):
+        return None
+    start, _, _ = content_range[len("bytes ") :].partition("-")
+    return int(start) if start.isdigit() else None
+
+
+@contextlib.contextmanager
+def _body(request: Request) -> Iterator[Any]:
+    """Yield what aiohttp sends: the bytes, or a multipart form streaming the upload's source."""
+    body = request.body
+    if not isinstance(body, Upload):
+        yield body
+        return
+    form = aiohttp.FormData()
+    for name, value in body.fields:
+        form.add_field(name, value)
+    handle = body.open()
+    try:
+        # aiohttp reads a file object in chunks as it sends: the file is never held in memory.
+        form.add_field(
+            body.file_field, handle, filename=body.filename, content_type="application/octet-stream"
+        )
+        yield form
+    finally:
+        if body.owns_source:
+            handle.close()
+
+
+@contextlib.contextmanager
+def _translated_errors(request: Request) -> Iterator[None]:
+    """Turn aiohttp's and socket exceptions into the SDK's, saying whether the request left."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise errors.APITimeoutError(
+            f"timed out connecting to {request.url}",
+            method=request.method,
+            url=request.url,
+            may_have_reached_server=False,
+        ) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise errors.APITimeoutError(
+            f"timed out waiting for the answer to {request.method} {request.url}",
+            method=request.method,
+            url=request.url,
+        ) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise errors.APIConnectionError(
+            f"could not connect to {request.url}: {exc}",
+            method=request.method,
+            url=request.url,
+            may_have_reached_server=False,
+        ) from exc
+    except (aiohttp.ClientError, OSError) as exc:
+        raise errors.APIConnectionError(
+            f"connection failed during {request.method} {request.url}: {exc!r}",
+            method=request.method,
+            url=request.url,
+        ) from exc
 
 
 class AiohttpTransport:
@@ -54,53 +130,55 @@ class AiohttpTransport:
             self._session = session
         return self._session
 
-    async def send(self, request: Request, limits: AttemptTimeout) -> Response:
-        """Send ``request`` once and read the whole answer."""
+    def _check_open(self) -> aiohttp.ClientSession:
         if self._closed:
             # A programming error, not a network one: it must never be retried.
             raise errors.FinetuneError("this client's transport is closed; create a new client")
-        session = self._get_session()
-        client_timeout = aiohttp.ClientTimeout(
-            total=limits.total, connect=limits.connect, sock_read=limits.read
-        )
-        try:
+        return self._get_session()
+
+    async def send(self, request: Request, limits: AttemptTimeout) -> Response:
+        """Send ``request`` once and read the whole answer."""
+        session = self._check_open()
+        with _translated_errors(request), _body(request) as data:
             async with session.request(
                 request.method,
                 # The URL is already percent-encoded by _sansio; keep yarl from re-encoding it.
                 URL(request.url, encoded=True),
                 headers=request.headers,
-                data=request.body,
-                timeout=client_timeout,
-                allow_redirects=True,
+                data=data,
+                timeout=_client_timeout(limits),
             ) as resp:
                 body = await resp.read()
                 return Response(status=resp.status, headers=resp.headers, body=body)
-        except aiohttp.ConnectionTimeoutError as exc:
-            raise errors.APITimeoutError(
-                f"timed out connecting to {request.url}",
-                method=request.method,
-                url=request.url,
-                may_have_reached_server=False,
-            ) from exc
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise errors.APITimeoutError(
-                f"timed out waiting for the answer to {request.method} {request.url}",
-                method=request.method,
-                url=request.url,
-            ) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise errors.APIConnectionError(
-                f"could not connect to {request.url}: {exc}",
-                method=request.method,
-                url=request.url,
-                may_have_reached_server=False,
-            ) from exc
-        except (aiohttp.ClientError, OSError) as exc:
-            raise errors.APIConnectionError(
-                f"connection failed during {request.method} {request.url}: {exc!r}",
-                method=request.method,
-                url=request.url,
-            ) from exc
+
+    async def stream(
+        self, request: Request, limits: AttemptTimeout, sink: DownloadSink
+    ) -> Response:
+        """Send ``request``; pass a 2xx body to ``sink`` chunk by chunk, read any other whole."""
+        session = self._check_open()
+        with _translated_errors(request):
+            async with session.request(
+                request.method,
+                URL(request.url, encoded=True),
+                headers=request.headers,
+                timeout=_client_timeout(limits),
+            ) as resp:
+                if not HTTPStatus.OK <= resp.status < HTTPStatus.MULTIPLE_CHOICES:
+                    return Response(
+                        status=resp.status, headers=resp.headers, body=await resp.read()
+                    )
+                if resp.status != HTTPStatus.PARTIAL_CONTENT:
+                    sink.restart()  # the whole file again: start over
+                elif _range_start(resp.headers.get("Content-Range")) != sink.offset:
+                    sink.restart()
+                    raise errors.APIConnectionError(
+                        f"{request.url} resumed at another offset than asked; starting over",
+                        method=request.method,
+                        url=request.url,
+                    )
+                async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
+                    sink.write(chunk)
+                return Response(status=resp.status, headers=resp.headers, body=b"")
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; idempotent."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .batches import AsyncBatches
+from .files import AsyncFiles
 from .fine_tuning import (
     AsyncCheckpointPermissions,
     AsyncCheckpoints,
@@ -9,11 +11,15 @@ from .fine_tuning import (
     AsyncJobCheckpoints,
     AsyncJobs,
 )
+from .models import AsyncModels
 
 __all__ = [
+    "AsyncBatches",
     "AsyncCheckpointPermissions",
     "AsyncCheckpoints",
+    "AsyncFiles",
     "AsyncFineTuning",
     "AsyncJobCheckpoints",
     "AsyncJobs",
+    "AsyncModels",
 ]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    from .._sansio import DownloadSink
 
 __all__ = ["Query", "Requester"]
 
@@ -24,6 +27,7 @@ class Requester(Protocol):
         query: Query = (),
         body: object = None,
         empty: T | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> T:
         """Send ``method path`` and return the answer structured into ``into``.
 
@@ -34,5 +38,12 @@ class Requester(Protocol):
             query: Query pairs; None values are left out.
             body: A JSON body; None sends no body (POSTs still say ``application/json``).
             empty: What to return when a successful answer has no body (a 204 on delete).
+            headers: Extra headers for this call.
         """
+        ...
+
+    async def download(
+        self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """GET ``path`` and stream the answer into ``sink`` (resumed with ``Range`` on retries)."""
         ...

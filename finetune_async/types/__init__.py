@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from ._enums import (
+    BatchEndpoint,
+    BatchStatus,
     CheckpointPermissionOrder,
+    FilePurpose,
+    FileStatus,
     FineTuningJobEventLevel,
     FineTuningJobEventType,
     FineTuningJobStatus,
@@ -11,6 +15,16 @@ from ._enums import (
     ReasoningEffort,
 )
 from ._page import Page
+from .batches import (
+    Batch,
+    BatchError,
+    BatchErrors,
+    BatchInputTokensDetails,
+    BatchOutputTokensDetails,
+    BatchRequestCounts,
+    BatchUsage,
+)
+from .files import FileDeleted, FileObject, Model, ModelDeleted
 from .fine_tuning import (
     CheckpointMetrics,
     CheckpointPermission,
@@ -33,12 +47,25 @@ from .fine_tuning import (
 )
 
 __all__ = [
+    "Batch",
+    "BatchEndpoint",
+    "BatchError",
+    "BatchErrors",
+    "BatchInputTokensDetails",
+    "BatchOutputTokensDetails",
+    "BatchRequestCounts",
+    "BatchStatus",
+    "BatchUsage",
     "CheckpointMetrics",
     "CheckpointPermission",
     "CheckpointPermissionDeleted",
     "CheckpointPermissionOrder",
     "DpoHyperparameters",
     "DpoMethod",
+    "FileDeleted",
+    "FileObject",
+    "FilePurpose",
+    "FileStatus",
     "FineTuningIntegration",
     "FineTuningJob",
     "FineTuningJobCheckpoint",
@@ -51,6 +78,8 @@ __all__ = [
     "JobError",
     "Method",
     "MethodType",
+    "Model",
+    "ModelDeleted",
     "Page",
     "ReasoningEffort",
     "ReinforcementHyperparameters",

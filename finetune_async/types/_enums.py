@@ -10,7 +10,11 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
+    "BatchEndpoint",
+    "BatchStatus",
     "CheckpointPermissionOrder",
+    "FilePurpose",
+    "FileStatus",
     "FineTuningJobEventLevel",
     "FineTuningJobEventType",
     "FineTuningJobStatus",
@@ -69,3 +73,51 @@ class CheckpointPermissionOrder(StrEnum):
 
     ASCENDING = "ascending"
     DESCENDING = "descending"
+
+
+class BatchStatus(StrEnum):
+    """Statuses of a batch."""
+
+    VALIDATING = "validating"
+    FAILED = "failed"
+    IN_PROGRESS = "in_progress"
+    FINALIZING = "finalizing"
+    COMPLETED = "completed"
+    EXPIRED = "expired"
+    CANCELLING = "cancelling"
+    CANCELLED = "cancelled"
+
+
+class BatchEndpoint(StrEnum):
+    """The endpoints a batch may target (the spec's list)."""
+
+    RESPONSES = "/v1/responses"
+    CHAT_COMPLETIONS = "/v1/chat/completions"
+    EMBEDDINGS = "/v1/embeddings"
+    COMPLETIONS = "/v1/completions"
+    MODERATIONS = "/v1/moderations"
+    IMAGES_GENERATIONS = "/v1/images/generations"
+    IMAGES_EDITS = "/v1/images/edits"
+    VIDEOS = "/v1/videos"
+
+
+class FilePurpose(StrEnum):
+    """Purposes of a file: the ones an upload may name, and the ones the API assigns."""
+
+    ASSISTANTS = "assistants"
+    ASSISTANTS_OUTPUT = "assistants_output"
+    BATCH = "batch"
+    BATCH_OUTPUT = "batch_output"
+    FINE_TUNE = "fine-tune"
+    FINE_TUNE_RESULTS = "fine-tune-results"
+    VISION = "vision"
+    USER_DATA = "user_data"
+    EVALS = "evals"
+
+
+class FileStatus(StrEnum):
+    """Processing status of a file (deprecated by the API, still sent)."""
+
+    UPLOADED = "uploaded"
+    PROCESSED = "processed"
+    ERROR = "error"

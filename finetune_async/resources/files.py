@@ -1,0 +1,218 @@
+"""The Files API: upload (streamed), list, retrieve, delete, and download (streamed to disk)."""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, BinaryIO, Self, TypeAlias
+
+import attrs
+
+from .._pagination import AsyncPager
+from .._sansio import Upload, path_segment
+from .._validation import check_after, check_id, check_limit, check_one_of
+from ..errors import FinetuneError, InvalidParameterError
+from ..types import FileDeleted, FileObject, Page
+from ._requester import Requester
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+
+__all__ = ["UPLOAD_PURPOSES", "AsyncFiles", "FileInput"]
+
+#: The purposes an upload may name (the spec's CreateFileRequest).
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+_ORDERS = ("asc", "desc")
+# Prism answers 406 to `Accept: application/octet-stream` on this route (COMPAT.md).
+_ANY_CONTENT = {"Accept": "*/*"}
+
+FileInput: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | tuple[str, bytes | IO[bytes]]"
+"""A path, bytes, a binary file object, or ``(filename, bytes or file object)``."""
+
+
+def _file_object_source(handle: IO[bytes], filename: str) -> Upload:
+    given: object = handle
+    if isinstance(given, io.TextIOBase):
+        raise InvalidParameterError(
+            "file: a text-mode file object was given; open the file in binary mode ('rb')",
+            param="file",
+        )
+    start = handle.tell() if handle.seekable() else None
+    sent = False
+
+    def reopen() -> BinaryIO:
+        nonlocal sent
+        if sent:
+            if start is None:
+                # A retry needs the bytes again, and a pipe cannot give them twice.
+                raise FinetuneError(
+                    "cannot send a non-seekable file object twice; pass a path or a seekable file"
+                )
+            handle.seek(start)
+        sent = True
+        return handle  # type: ignore[return-value]
+
+    return Upload(fields=(), file_field="file", filename=filename, open=reopen, owns_source=False)
+
+
+def upload_source(file: object) -> Upload:
+    """Return the streamed multipart source of ``file``, checked before anything is sent.
+
+    Raises:
+        InvalidParameterError: The path does not exist or is not a file, or ``file`` is of a
+            kind that cannot be uploaded.
+    """
+    if isinstance(file, tuple) and len(file) == 2 and isinstance(file[0], str):  # noqa: PLR2004
+        name, content = file
+        source = upload_source(content)
+        return attrs.evolve(source, filename=name)
+    if isinstance(file, str | os.PathLike):
+        path = Path(os.fspath(file))
+        if not path.is_file():
+            raise InvalidParameterError(f"file: no such file: {path}", param="file")
+        return Upload(
+            fields=(), file_field="file", filename=path.name, open=lambda: path.open("rb")
+        )
+    if isinstance(file, bytes | bytearray | memoryview):
+        data = bytes(file)
+        return Upload(
+            fields=(), file_field="file", filename="upload", open=lambda: io.BytesIO(data)
+        )
+    if hasattr(file, "read"):
+        name = getattr(file, "name", None)
+        filename = os.path.basename(name) if isinstance(name, str) else "upload"  # noqa: PTH119
+        return _file_object_source(file, filename)  # type: ignore[arg-type]
+    raise InvalidParameterError(
+        f"file: expected a path, bytes or a binary file object, got {type(file).__name__}",
+        param="file",
+    )
+
+
+class _PartFile:
+    """A download's temporary file: written in chunks, renamed into place only when whole."""
+
+    def __init__(self, target: Path) -> None:
+        if target.is_dir():
+            msg = f"path: {target} is a directory; give a file name"
+            raise InvalidParameterError(msg, param="path")
+        self.target = target
+        self.part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
+        self._handle = self.part.open("wb")
+        self._offset = 0
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def write(self, chunk: bytes) -> None:
+        self._handle.write(chunk)
+        self._offset += len(chunk)
+
+    def restart(self) -> None:
+        self._handle.seek(0)
+        self._handle.truncate()
+        self._offset = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._handle.close()
+        if exc_type is None:
+            self.part.replace(self.target)
+        else:
+            self.part.unlink(missing_ok=True)
+
+
+@attrs.frozen
+class AsyncFiles:
+    """``client.files``: the files jobs train on and batches read and write."""
+
+    _requester: Requester
+
+    async def create(self, *, file: FileInput, purpose: str) -> FileObject:
+        """Upload a file, streamed from its source (never read whole into memory).
+
+        The upload is not repeated after a failure that leaves its outcome unknown (a 5xx, a
+        connection cut while sending): the file may exist, so check ``files.list`` first.
+
+        Args:
+            file: A path, bytes, a binary file object, or ``(filename, bytes or file object)``;
+                the multipart filename is the path's base name.
+            purpose: ``"fine-tune"``, ``"batch"``, ``"assistants"``, ``"vision"``,
+                ``"user_data"`` or ``"evals"``.
+
+        Raises:
+            InvalidParameterError: An unknown purpose, a missing file, or an unusable ``file``
+                (nothing is sent).
+        """
+        check_one_of(purpose, "purpose", UPLOAD_PURPOSES)
+        if purpose is None:
+            raise InvalidParameterError("purpose: is required", param="purpose")
+        source = attrs.evolve(upload_source(file), fields=(("purpose", purpose),))
+        return await self._requester.request("POST", "/files", FileObject, body=source)
+
+    async def retrieve(self, file_id: str) -> FileObject:
+        """Return a file's description."""
+        return await self._requester.request("GET", _file_path(file_id), FileObject)
+
+    def list(
+        self,
+        *,
+        purpose: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        order: str | None = None,
+    ) -> AsyncPager[FileObject]:
+        """Iterate over files, newest first unless ``order="asc"``, fetching pages lazily.
+
+        Raises:
+            InvalidParameterError: An empty purpose, a non-positive limit or a bad order.
+        """
+        kind = None if purpose is None else check_id(purpose, "purpose")
+        limit = check_limit(limit)
+        sort = check_one_of(order, "order", _ORDERS)
+
+        async def fetch(cursor: str | None) -> Page[FileObject]:
+            query = (("purpose", kind), ("limit", limit), ("after", cursor), ("order", sort))
+            return await self._requester.request("GET", "/files", Page[FileObject], query=query)
+
+        return AsyncPager(fetch, after=check_after(after))
+
+    async def delete(self, file_id: str) -> FileDeleted:
+        """Delete a file."""
+        checked = check_id(file_id, "file_id")
+        return await self._requester.request(
+            "DELETE", _file_path(checked), FileDeleted, empty=FileDeleted(id=checked)
+        )
+
+    async def content(self, file_id: str) -> bytes:
+        """Return a file's contents, read whole (use ``download`` for large files)."""
+        return await self._requester.request(
+            "GET", _file_path(file_id, "/content"), bytes, headers=_ANY_CONTENT
+        )
+
+    async def download(self, file_id: str, path: str | os.PathLike[str]) -> Path:
+        """Stream a file's contents to ``path``; returns the path.
+
+        The bytes go to a temporary file beside ``path``, renamed into place only once complete:
+        a failed download never leaves a truncated file under the final name. A connection
+        dropped midway is retried, resuming with a ``Range`` request where the server allows it.
+        """
+        url = _file_path(file_id, "/content")
+        with _PartFile(Path(os.fspath(path))) as sink:
+            target = sink.target
+            await self._requester.download(url, sink, headers=_ANY_CONTENT)
+        return target
+
+
+def _file_path(file_id: str, suffix: str = "") -> str:
+    return f"/files/{path_segment(check_id(file_id, 'file_id'))}{suffix}"
