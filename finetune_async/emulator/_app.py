@@ -418,6 +418,8 @@ async def list_permissions(request: web.Request) -> web.Response:
             param="order",
         )
     project = request.query.get("project_id")
+    if checkpoint not in state.permissions and not state.checkpoint_exists(checkpoint):
+        raise _not_found("checkpoint", checkpoint, "fine_tuned_model_checkpoint")
     items = [
         p
         for p in state.permissions.get(checkpoint, [])

@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 __all__ = ["IllegalTransitionError", "JobSim", "Timing"]
 
 TERMINAL: Final = frozenset({"succeeded", "failed", "cancelled"})
+#: What the emulated service picks for a hyperparameter left "auto" (beyond epochs and batch).
+_AUTO_PICKS: Final = {
+    "learning_rate_multiplier": 1.8,
+    "beta": 0.1,
+    "compute_multiplier": 1.0,
+    "eval_interval": 1,
+    "eval_samples": 1,
+}
 
 
 @attrs.frozen
@@ -104,8 +112,8 @@ class JobSim:
         self._steps_per_epoch = 1
         self._tokens_per_epoch = 0
         self.hyperparameters = self._declared_hyperparameters()
-        self._event(created_at, f"Validating training file: {training.id}")
         self._event(created_at, "Created fine-tuning job")
+        self._event(created_at, f"Validating training file: {training.id}")
 
     # --- schedule ------------------------------------------------------------------------------
 
@@ -192,8 +200,10 @@ class JobSim:
             hyper["n_epochs"] = 3
         if hyper["batch_size"] == "auto":
             hyper["batch_size"] = max(1, min(8, report.examples // 50))
-        if hyper["learning_rate_multiplier"] == "auto":
-            hyper["learning_rate_multiplier"] = 1.8
+        # Every "auto" becomes the number the service picked, as the real API reports it.
+        for name, picked in _AUTO_PICKS.items():
+            if hyper.get(name) == "auto":
+                hyper[name] = picked
         self._steps_per_epoch = max(1, math.ceil(report.examples / int(hyper["batch_size"])))
         self._steps = min(self._timing.max_steps, self._steps_per_epoch * int(hyper["n_epochs"]))
         self._tokens_per_epoch = max(report.tokens, report.examples)
