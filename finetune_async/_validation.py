@@ -95,9 +95,11 @@ def check_after(after: object) -> str | None:
     return None if after is None else check_id(after, "after")
 
 
-def check_one_of(value: object, param: str, allowed: Sequence[str]) -> str | None:
-    """Return ``value`` if it is None or one of ``allowed``, else raise."""
-    if value is None:
+def check_one_of(
+    value: object, param: str, allowed: Sequence[str], *, required: bool = False
+) -> str | None:
+    """Return ``value`` if it is one of ``allowed`` (or None when not ``required``), else raise."""
+    if value is None and not required:
         return None
     if not isinstance(value, str) or value not in allowed:
         raise _fail(param, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")

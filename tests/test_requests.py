@@ -43,7 +43,7 @@ from tests.conftest import API_KEY, BASE_URL, NO_BACKOFF, MockAPI
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
-    from finetune_async._sansio import AttemptTimeout, Request, Response
+    from finetune_async._sansio import AttemptTimeout, DownloadSink, Request, Response
 
 T = TypeVar("T")
 
@@ -68,6 +68,13 @@ class RecordingTransport:
         """Record ``request``, then send it through aiohttp (intercepted by aioresponses)."""
         self.sent.append(request)
         return await self._inner.send(request, limits)
+
+    async def stream(
+        self, request: Request, limits: AttemptTimeout, sink: DownloadSink
+    ) -> Response:
+        """Record ``request``, then stream it through aiohttp."""
+        self.sent.append(request)
+        return await self._inner.stream(request, limits, sink)
 
     async def aclose(self) -> None:
         """Close the aiohttp session."""

@@ -98,7 +98,13 @@ OTHER_PAYLOADS: list[tuple[str, Any]] = [
 def test_every_payload_file_is_structured_by_a_test() -> None:
     """Every file in tests/payloads is either a job payload or listed with its record type."""
     listed = set(JOB_FILES) | {name for name, _ in OTHER_PAYLOADS}
-    assert sorted(path.name for path in PAYLOADS.glob("*.json")) == sorted(listed)
+    # batch_*, file_* and model_* payloads are covered by test_types_batches_files.py.
+    mine = [
+        path.name
+        for path in PAYLOADS.glob("*.json")
+        if not path.name.startswith(("batch_", "file_", "model_"))
+    ]
+    assert sorted(mine) == sorted(listed)
 
 
 @pytest.mark.parametrize("name", JOB_FILES)

@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--rate-drop", type=float, default=0.0, help="fraction of connections dropped")
     emu.add_argument("--latency", type=float, default=0.0, help="extra seconds before each answer")
     emu.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of injected 429s")
+    emu.add_argument(
+        "--rate-limit", type=float, default=None, help="requests per second before answering 429"
+    )
     return parser
 
 
@@ -51,6 +54,7 @@ async def _run_emulator(args: argparse.Namespace) -> None:
         rate_drop=args.rate_drop,
         latency=args.latency,
         retry_after=args.retry_after,
+        rate_limit=args.rate_limit,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
@@ -611,7 +612,8 @@ async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
     stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
     started = time.monotonic()
     fault: str | None = None
-    outcome: int | str = 500
+    # Until an answer is made, the request counts as dropped (cut off by a fault or by stop()).
+    outcome: int | str = "dropped"
     try:
         faults, bucket = state.faults_for(route)
         if faults.latency:
@@ -650,7 +652,8 @@ def _fault_response(fault: str | None, retry_after: float) -> web.Response | Non
             code="rate_limit_exceeded",
             kind="requests",
             headers={
-                "Retry-After": f"{retry_after:g}",
+                # Retry-After takes whole seconds (RFC 9110); the ms header keeps the precision.
+                "Retry-After": str(math.ceil(retry_after)),
                 "retry-after-ms": f"{retry_after * 1000:.0f}",
             },
         ).response()

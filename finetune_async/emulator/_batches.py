@@ -213,6 +213,22 @@ class BatchSim:
                 self._finish(done_at, "completed")
 
     def _validate(self, when: float) -> None:
+        try:
+            self._read_requests()
+        except OSError:
+            # The input file was deleted while the batch waited to validate it.
+            self._requests.clear()
+            self.errors = [
+                {
+                    "code": "file_not_found",
+                    "message": f"The input file {self.input_file.id} no longer exists.",
+                    "param": "input_file_id",
+                    "line": None,
+                }
+            ]
+        self._after_validation(when)
+
+    def _read_requests(self) -> None:
         seen: set[str] = set()
         with self.input_file.path.open("rb") as handle:
             for number, raw in enumerate(handle, start=1):
@@ -248,6 +264,8 @@ class BatchSim:
                     "line": None,
                 }
             )
+
+    def _after_validation(self, when: float) -> None:
         if self.errors:
             self.status = "failed"
             self.stamps["failed_at"] = int(when)
@@ -290,8 +308,11 @@ class BatchSim:
         )
         target = min(len(self._requests), max(0, due))
         while len(self._results) < target:
-            custom_id, body = self._requests[len(self._results)]
-            status, answer = _answer(self.endpoint, body, custom_id, int(now))
+            index = len(self._results)
+            custom_id, body = self._requests[index]
+            # Stamped with when this request's turn came, not with when someone looked.
+            answered_at = self._phase_started + (index + 1) * self._timing.batch_request
+            status, answer = _answer(self.endpoint, body, custom_id, int(min(answered_at, now)))
             self._results.append((custom_id, status, answer))
 
     def _finish(self, when: float, status: str) -> None:

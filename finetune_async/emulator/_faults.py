@@ -26,6 +26,14 @@ def _non_negative(_: object, attribute: attrs.Attribute[float], value: float) ->
         raise ValueError(msg)
 
 
+def _positive_or_none(
+    _: object, attribute: attrs.Attribute[float | None], value: float | None
+) -> None:
+    if value is not None and not value > 0:
+        msg = f"Faults.{attribute.name} is requests per second (> 0) or None, got {value!r}"
+        raise ValueError(msg)
+
+
 @attrs.frozen
 class Faults:
     """What goes wrong, and how often. Rates are fractions of requests (0 to 1).
@@ -45,7 +53,7 @@ class Faults:
     rate_drop: float = attrs.field(default=0.0, validator=_fraction)
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     retry_after: float = attrs.field(default=1.0, validator=_non_negative)
-    rate_limit: float | None = None
+    rate_limit: float | None = attrs.field(default=None, validator=_positive_or_none)
 
     def pick(self, rng: random.Random) -> str | None:
         """Draw the fault for one request: ``"drop"``, ``"429"``, ``"5xx"`` or None."""
@@ -62,20 +70,22 @@ class Faults:
 
 
 class TokenBucket:
-    """A ``rate`` requests-per-second limiter with a burst of ``rate``."""
+    """A ``rate`` requests-per-second limiter with a burst of ``rate`` (at least one request)."""
 
-    __slots__ = ("_stamp", "_tokens", "rate")
+    __slots__ = ("_capacity", "_stamp", "_tokens", "rate")
 
     def __init__(self, rate: float) -> None:
         """Start full."""
         self.rate = rate
-        self._tokens = rate
+        # A rate below 1/s still lets one request through, then one per 1/rate seconds.
+        self._capacity = max(1.0, rate)
+        self._tokens = self._capacity
         self._stamp = time.monotonic()
 
     def take(self) -> bool:
         """Take one token; False when the bucket is empty."""
         now = time.monotonic()
-        self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+        self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
         if self._tokens >= 1.0:
             self._tokens -= 1.0
@@ -91,7 +101,7 @@ class RequestRecord:
         started: ``time.monotonic()`` when it arrived.
         method: The HTTP method.
         path: The path, ``/v1`` included, without the query.
-        route: The route template, e.g. ``GET /fine_tuning/jobs/{job_id}``.
+        route: The route template, e.g. ``GET /fine_tuning/jobs/{fine_tuning_job_id}``.
         outcome: The status answered, or ``"dropped"``.
         fault: The injected fault (``"429"``, ``"5xx"``, ``"drop"``, ``"rate_limit"``) or None.
         headers: The request headers.

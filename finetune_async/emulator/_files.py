@@ -52,12 +52,14 @@ class FileStore:
     """Files in creation order, their contents in a private temporary directory."""
 
     def __init__(self) -> None:
-        """Create the (empty) store and its directory."""
-        self._dir = Path(tempfile.mkdtemp(prefix="finetune-async-emulator-"))
+        """Create the (empty) store; its directory is made at the first file."""
+        self._dir: Path | None = None
         self.files: dict[str, StoredFile] = {}
 
     def path_for(self, file_id: str) -> Path:
         """Return where the contents of ``file_id`` go."""
+        if self._dir is None:
+            self._dir = Path(tempfile.mkdtemp(prefix="finetune-async-emulator-"))
         return self._dir / file_id
 
     def add(self, stored: StoredFile) -> StoredFile:
@@ -92,4 +94,6 @@ class FileStore:
 
     def close(self) -> None:
         """Remove every file's contents."""
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None

@@ -186,7 +186,17 @@ class JobSim:
             self._succeed(when)
 
     def _validated(self, when: float) -> None:
-        report = check_training_file(self._training.path, self.method_type)
+        try:
+            report = check_training_file(self._training.path, self.method_type)
+        except OSError:
+            # The file was deleted while the job waited to validate it.
+            self._fail(
+                when,
+                code="invalid_training_file",
+                message=f"The job failed: training file {self._training.id} no longer exists.",
+                param="training_file",
+            )
+            return
         if report.problem is not None:
             self._fail(
                 when,

@@ -23,6 +23,12 @@ __all__ = ["Emulator"]
 _STOP_TIMEOUT = 10.0
 
 
+def _route_name(route: web.AbstractRoute) -> str:
+    """Return ``"METHOD /template"`` without ``/v1``, as ``set_faults`` names routes."""
+    template = route.resource.canonical if route.resource is not None else ""
+    return f"{route.method} {template.removeprefix('/v1')}"
+
+
 class Emulator:
     """A local OpenAI-compatible fine-tuning server, for tests and demos.
 
@@ -77,6 +83,7 @@ class Emulator:
             base_models=base_models,
         )
         self._runner: web.AppRunner | None = None
+        self._routes: set[str] = {_route_name(r) for r in build_app(self.state).router.routes()}
         self._thread: threading.Thread | None = None
         self._thread_loop: asyncio.AbstractEventLoop | None = None
 
@@ -115,7 +122,14 @@ class Emulator:
             faults: The new faults.
             route: None for every route, or one route as ``"METHOD /path-template"``, e.g.
                 ``"GET /fine_tuning/jobs/{fine_tuning_job_id}"``.
+
+        Raises:
+            ValueError: ``route`` is not one of the emulator's routes.
         """
+        if route is not None and self._routes and route not in self._routes:
+            known = ", ".join(sorted(self._routes))
+            msg = f"no such route {route!r}; the routes are: {known}"
+            raise ValueError(msg)
         self.state.set_faults(faults, route)
 
     # --- on the caller's loop ------------------------------------------------------------------
@@ -124,10 +138,18 @@ class Emulator:
         """Listen on ``host:port`` (a free port when 0)."""
         if self._runner is not None:
             return
-        runner = web.AppRunner(build_app(self.state), access_log=None, shutdown_timeout=1.0)
+        app = build_app(self.state)
+        self._routes = {_route_name(r) for r in app.router.routes()}
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self._host, self._port)
-        await site.start()
+        try:
+            await site.start()
+        except BaseException:
+            # A busy port, say: leave no runner or file behind.
+            await runner.cleanup()
+            self.state.close()
+            raise
         self._runner = runner
         server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
         sockets = getattr(server, "sockets", None) or []

@@ -58,9 +58,9 @@ class AsyncBatches:
         """
         body: dict[str, object] = {
             "input_file_id": check_id(input_file_id, "input_file_id"),
-            "endpoint": check_one_of(endpoint, "endpoint", BATCH_ENDPOINTS),
+            "endpoint": check_one_of(endpoint, "endpoint", BATCH_ENDPOINTS, required=True),
             "completion_window": check_one_of(
-                completion_window, "completion_window", COMPLETION_WINDOWS
+                completion_window, "completion_window", COMPLETION_WINDOWS, required=True
             ),
         }
         if metadata is not None:

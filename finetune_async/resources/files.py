@@ -98,6 +98,9 @@ class _PartFile:
         if target.is_dir():
             msg = f"path: {target} is a directory; give a file name"
             raise InvalidParameterError(msg, param="path")
+        if not target.parent.is_dir():
+            msg = f"path: the folder {target.parent} does not exist"
+            raise InvalidParameterError(msg, param="path")
         self.target = target
         self.part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
         self._handle = self.part.open("wb")
@@ -154,9 +157,7 @@ class AsyncFiles:
             InvalidParameterError: An unknown purpose, a missing file, or an unusable ``file``
                 (nothing is sent).
         """
-        check_one_of(purpose, "purpose", UPLOAD_PURPOSES)
-        if purpose is None:
-            raise InvalidParameterError("purpose: is required", param="purpose")
+        check_one_of(purpose, "purpose", UPLOAD_PURPOSES, required=True)
         source = attrs.evolve(upload_source(file), fields=(("purpose", purpose),))
         return await self._requester.request("POST", "/files", FileObject, body=source)
 
