@@ -1,7 +1,7 @@
 """finetune_async: an async-first SDK for the OpenAI-compatible fine-tuning API.
 
-``AsyncClient`` is the asyncio client; records live in ``finetune_async.types`` and exceptions in
-``finetune_async.errors`` (re-exported here).
+``AsyncClient`` is the asyncio client and ``Client`` its blocking twin; records live in
+``finetune_async.types`` and exceptions in ``finetune_async.errors`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from . import types
 from ._client import AsyncClient, ClientOptions
 from ._config import Backoff, Timeout
-from ._pagination import AsyncPager
+from ._pagination import AsyncPager, Pager
+from ._sync import Client
 from ._version import __version__
 from .errors import (
     APIConnectionError,
@@ -41,12 +42,14 @@ __all__ = [
     "AuthenticationError",
     "Backoff",
     "BadRequestError",
+    "Client",
     "ClientOptions",
     "ConflictError",
     "FinetuneError",
     "InternalServerError",
     "InvalidParameterError",
     "NotFoundError",
+    "Pager",
     "PermissionDeniedError",
     "RateLimitError",
     "Timeout",

@@ -517,7 +517,7 @@ class AsyncClient:
         sink does not hold yet.
         """
         if self._closed:
-            raise errors.FinetuneError(f"this {type(self).__name__} is closed; create a new client")
+            raise errors.FinetuneError("this client is closed; create a new one")
         settings = self._settings
         timeout = settings.timeout
         loop = asyncio.get_running_loop()

@@ -8,14 +8,14 @@ items are yielded outside it, so the sync client can drive these generators from
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import aclosing
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from ._sansio import next_cursor
 from .types import Page
 
-__all__ = ["AsyncPager", "PageFetcher"]
+__all__ = ["AsyncPager", "PageFetcher", "Pager", "Runner", "iterate_blocking"]
 
 T = TypeVar("T")
 
@@ -57,3 +57,53 @@ class AsyncPager(Generic[T]):
             async for page in pages:
                 for item in page.data:
                     yield item
+
+
+class Runner(Protocol):
+    """Runs a coroutine function to completion from synchronous code (the sync client's portal)."""
+
+    def call(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Run ``func()`` on the event loop and return its result."""
+        ...
+
+    @property
+    def is_running(self) -> bool:
+        """Whether coroutines can still be run (the portal is not closed)."""
+        ...
+
+
+def iterate_blocking(runner: Runner, agen: AsyncGenerator[T]) -> Iterator[T]:
+    """Drive an async generator from synchronous code, one item per portal call.
+
+    Leaving the loop early (``break``, an exception, ``close()``) closes the async generator on
+    the portal at once, so no further page is requested.
+    """
+    try:
+        while True:
+            try:
+                item = runner.call(agen.__anext__)
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        if runner.is_running:
+            runner.call(agen.aclose)
+
+
+class Pager(Generic[T]):
+    """The blocking twin of ``AsyncPager``: ``for item in pager`` and ``pager.pages()``."""
+
+    __slots__ = ("_pager", "_runner")
+
+    def __init__(self, runner: Runner, pager: AsyncPager[T]) -> None:
+        """Wrap ``pager``, running its pages through ``runner``."""
+        self._runner = runner
+        self._pager = pager
+
+    def __iter__(self) -> Iterator[T]:
+        """Iterate over every item of every page."""
+        return iterate_blocking(self._runner, self._pager._items())  # noqa: SLF001 - its twin
+
+    def pages(self) -> Iterator[Page[T]]:
+        """Iterate over the pages themselves."""
+        return iterate_blocking(self._runner, self._pager.pages())

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from .._pagination import AsyncPager
+from .._pagination import AsyncPager, Pager, Runner
 from .._sansio import path_segment
 from .._validation import check_after, check_id, check_limit, check_metadata, check_one_of
 from ..types import Batch, BatchEndpoint, Page
@@ -88,3 +89,42 @@ class AsyncBatches:
             return await self._requester.request("GET", "/batches", Page[Batch], query=query)
 
         return AsyncPager(fetch, after=check_after(after))
+
+
+@attrs.frozen
+class Batches:
+    """Blocking twin of ``AsyncBatches``."""
+
+    _async_api: AsyncBatches
+    _runner: Runner
+
+    def create(
+        self,
+        *,
+        input_file_id: str,
+        endpoint: str,
+        completion_window: str = "24h",
+        metadata: Mapping[str, str] | None = None,
+    ) -> Batch:
+        """Blocking twin of ``AsyncBatches.create``."""
+        return self._runner.call(
+            partial(
+                self._async_api.create,
+                input_file_id=input_file_id,
+                endpoint=endpoint,
+                completion_window=completion_window,
+                metadata=metadata,
+            )
+        )
+
+    def retrieve(self, batch_id: str) -> Batch:
+        """Blocking twin of ``AsyncBatches.retrieve``."""
+        return self._runner.call(partial(self._async_api.retrieve, batch_id))
+
+    def cancel(self, batch_id: str) -> Batch:
+        """Blocking twin of ``AsyncBatches.cancel``."""
+        return self._runner.call(partial(self._async_api.cancel, batch_id))
+
+    def list(self, *, limit: int | None = None, after: str | None = None) -> Pager[Batch]:
+        """Blocking twin of ``AsyncBatches.list``: a lazy iterator over batches."""
+        return Pager(self._runner, self._async_api.list(limit=limit, after=after))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import io
 import os
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, BinaryIO, Self, TypeAlias
 
 import attrs
 
-from .._pagination import AsyncPager
+from .._pagination import AsyncPager, Pager, Runner
 from .._sansio import Upload, path_segment
 from .._validation import check_after, check_id, check_limit, check_one_of
 from ..errors import FinetuneError, InvalidParameterError
@@ -217,3 +218,45 @@ class AsyncFiles:
 
 def _file_path(file_id: str, suffix: str = "") -> str:
     return f"/files/{path_segment(check_id(file_id, 'file_id'))}{suffix}"
+
+
+@attrs.frozen
+class Files:
+    """Blocking twin of ``AsyncFiles``."""
+
+    _async_api: AsyncFiles
+    _runner: Runner
+
+    def create(self, *, file: FileInput, purpose: str) -> FileObject:
+        """Blocking twin of ``AsyncFiles.create`` (streamed, never read whole into memory)."""
+        return self._runner.call(partial(self._async_api.create, file=file, purpose=purpose))
+
+    def retrieve(self, file_id: str) -> FileObject:
+        """Blocking twin of ``AsyncFiles.retrieve``."""
+        return self._runner.call(partial(self._async_api.retrieve, file_id))
+
+    def list(
+        self,
+        *,
+        purpose: str | None = None,
+        limit: int | None = None,
+        after: str | None = None,
+        order: str | None = None,
+    ) -> Pager[FileObject]:
+        """Blocking twin of ``AsyncFiles.list``: a lazy iterator over files."""
+        return Pager(
+            self._runner,
+            self._async_api.list(purpose=purpose, limit=limit, after=after, order=order),
+        )
+
+    def delete(self, file_id: str) -> FileDeleted:
+        """Blocking twin of ``AsyncFiles.delete``."""
+        return self._runner.call(partial(self._async_api.delete, file_id))
+
+    def content(self, file_id: str) -> bytes:
+        """Blocking twin of ``AsyncFiles.content``."""
+        return self._runner.call(partial(self._async_api.content, file_id))
+
+    def download(self, file_id: str, path: str | os.PathLike[str]) -> Path:
+        """Blocking twin of ``AsyncFiles.download`` (streamed to a temporary name, then renamed)."""
+        return self._runner.call(partial(self._async_api.download, file_id, path))

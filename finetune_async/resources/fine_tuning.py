@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import attrs
 
-from .._pagination import AsyncPager
+from .._pagination import AsyncPager, Pager, Runner
 from .._sansio import path_segment
 from .._validation import (
     check_after,
@@ -308,4 +309,182 @@ class AsyncFineTuning:
     checkpoints: AsyncCheckpoints = attrs.field(
         init=False,
         default=attrs.Factory(lambda self: AsyncCheckpoints(self._requester), takes_self=True),
+    )
+
+
+# --- blocking twins: one line each, through the sync client's portal ----------------------------
+
+
+@attrs.frozen
+class JobCheckpoints:
+    """Blocking twin of ``AsyncJobCheckpoints``."""
+
+    _async_api: AsyncJobCheckpoints
+    _runner: Runner
+
+    def list(
+        self, job_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> Pager[FineTuningJobCheckpoint]:
+        """Blocking twin of ``AsyncJobCheckpoints.list``: a lazy iterator over checkpoints."""
+        return Pager(self._runner, self._async_api.list(job_id, limit=limit, after=after))
+
+
+@attrs.frozen
+class Jobs:
+    """Blocking twin of ``AsyncJobs``."""
+
+    _async_api: AsyncJobs
+    _runner: Runner
+    checkpoints: JobCheckpoints = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: JobCheckpoints(self._async_api.checkpoints, self._runner), takes_self=True
+        ),
+    )
+
+    def create(
+        self,
+        *,
+        model: str,
+        training_file: str,
+        validation_file: str | None = None,
+        method: Method | Mapping[str, Any] | None = None,
+        hyperparameters: Hyperparameters | Mapping[str, Any] | None = None,
+        suffix: str | None = None,
+        seed: int | None = None,
+        integrations: Sequence[FineTuningIntegration | Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.create``."""
+        return self._runner.call(
+            partial(
+                self._async_api.create,
+                model=model,
+                training_file=training_file,
+                validation_file=validation_file,
+                method=method,
+                hyperparameters=hyperparameters,
+                suffix=suffix,
+                seed=seed,
+                integrations=integrations,
+                metadata=metadata,
+            )
+        )
+
+    def retrieve(self, job_id: str) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.retrieve``."""
+        return self._runner.call(partial(self._async_api.retrieve, job_id))
+
+    def list(
+        self,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Pager[FineTuningJob]:
+        """Blocking twin of ``AsyncJobs.list``: a lazy iterator over jobs."""
+        return Pager(
+            self._runner, self._async_api.list(limit=limit, after=after, metadata=metadata)
+        )
+
+    def list_events(
+        self, job_id: str, *, limit: int | None = None, after: str | None = None
+    ) -> Pager[FineTuningJobEvent]:
+        """Blocking twin of ``AsyncJobs.list_events``: a lazy iterator over events."""
+        return Pager(self._runner, self._async_api.list_events(job_id, limit=limit, after=after))
+
+    def cancel(self, job_id: str) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.cancel``."""
+        return self._runner.call(partial(self._async_api.cancel, job_id))
+
+    def pause(self, job_id: str) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.pause``."""
+        return self._runner.call(partial(self._async_api.pause, job_id))
+
+    def resume(self, job_id: str) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.resume``."""
+        return self._runner.call(partial(self._async_api.resume, job_id))
+
+
+@attrs.frozen
+class CheckpointPermissions:
+    """Blocking twin of ``AsyncCheckpointPermissions``."""
+
+    _async_api: AsyncCheckpointPermissions
+    _runner: Runner
+
+    def create(
+        self, fine_tuned_model_checkpoint: str, *, project_ids: Sequence[str]
+    ) -> Page[CheckpointPermission]:
+        """Blocking twin of ``AsyncCheckpointPermissions.create``."""
+        return self._runner.call(
+            partial(self._async_api.create, fine_tuned_model_checkpoint, project_ids=project_ids)
+        )
+
+    def list(
+        self,
+        fine_tuned_model_checkpoint: str,
+        *,
+        project_id: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
+        order: str | None = None,
+    ) -> Pager[CheckpointPermission]:
+        """Blocking twin of ``AsyncCheckpointPermissions.list``: a lazy iterator."""
+        return Pager(
+            self._runner,
+            self._async_api.list(
+                fine_tuned_model_checkpoint,
+                project_id=project_id,
+                after=after,
+                limit=limit,
+                order=order,
+            ),
+        )
+
+    def delete(
+        self, permission_id: str, *, fine_tuned_model_checkpoint: str
+    ) -> CheckpointPermissionDeleted:
+        """Blocking twin of ``AsyncCheckpointPermissions.delete``."""
+        return self._runner.call(
+            partial(
+                self._async_api.delete,
+                permission_id,
+                fine_tuned_model_checkpoint=fine_tuned_model_checkpoint,
+            )
+        )
+
+
+@attrs.frozen
+class Checkpoints:
+    """Blocking twin of ``AsyncCheckpoints``."""
+
+    _async_api: AsyncCheckpoints
+    _runner: Runner
+    permissions: CheckpointPermissions = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: CheckpointPermissions(self._async_api.permissions, self._runner),
+            takes_self=True,
+        ),
+    )
+
+
+@attrs.frozen
+class FineTuning:
+    """Blocking twin of ``AsyncFineTuning``."""
+
+    _async_api: AsyncFineTuning
+    _runner: Runner
+    jobs: Jobs = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: Jobs(self._async_api.jobs, self._runner), takes_self=True
+        ),
+    )
+    checkpoints: Checkpoints = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: Checkpoints(self._async_api.checkpoints, self._runner), takes_self=True
+        ),
     )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import attrs
 
+from .._pagination import Runner
 from .._sansio import path_segment
 from .._validation import check_id
 from ..types import Model, ModelDeleted
@@ -33,3 +36,19 @@ class AsyncModels:
         return await self._requester.request(
             "DELETE", _model_path(checked), ModelDeleted, empty=ModelDeleted(id=checked)
         )
+
+
+@attrs.frozen
+class Models:
+    """Blocking twin of ``AsyncModels``."""
+
+    _async_api: AsyncModels
+    _runner: Runner
+
+    def retrieve(self, model: str) -> Model:
+        """Blocking twin of ``AsyncModels.retrieve``."""
+        return self._runner.call(partial(self._async_api.retrieve, model))
+
+    def delete(self, model: str) -> ModelDeleted:
+        """Blocking twin of ``AsyncModels.delete``."""
+        return self._runner.call(partial(self._async_api.delete, model))

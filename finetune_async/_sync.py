@@ -1,0 +1,342 @@
+"""``Client``: the blocking twin of ``AsyncClient``, through one anyio blocking portal.
+
+The only module that imports ``anyio.from_thread`` (ARCHITECTURE.md rule 4, the shape of
+apscheduler's sync scheduler). The client owns one ``BlockingPortal`` for its life: an event loop
+on a thread of its own, started lazily under a lock at the first call. The ``AsyncClient`` is
+entered on that loop, so its aiohttp session lives there, and every sync method is one call
+through the portal; threads sharing a ``Client`` run their requests concurrently on its one
+connection pool. Closing happens in ``close()`` (or ``with``), or at interpreter exit, never in
+``__del__``: a portal left to the garbage collector has hung interpreter shutdown.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from functools import partial
+from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from ._client import AsyncClient, ClientOptions
+from .errors import FinetuneError
+from .resources.batches import Batches
+from .resources.files import Files
+from .resources.fine_tuning import FineTuning
+from .resources.models import Models
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+    from types import TracebackType
+
+    from ._config import Backoff, Timeout
+    from ._sansio import DownloadSink
+    from .resources._requester import Query
+
+__all__ = ["Client"]
+
+T = TypeVar("T")
+
+
+class _PortalRunner:
+    """Owns the portal: starts it on first use, runs coroutines on it, and stops it once."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._portal: BlockingPortal | None = None
+        self._stack: contextlib.ExitStack | None = None
+        self._closed = False
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the portal is up and coroutines can be run on it."""
+        return self._portal is not None and not self._closed
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+        return self._closed
+
+    def _get_portal(self) -> BlockingPortal:
+        with self._lock:
+            if self._closed:
+                raise FinetuneError("this Client is closed; create a new one")
+            if self._portal is None:
+                stack = contextlib.ExitStack()
+                portal = stack.enter_context(start_blocking_portal(backend="asyncio"))
+                # Enter the async client on the portal's loop: its session is made there.
+                stack.enter_context(portal.wrap_async_context_manager(self._client))
+                _register_at_exit(self)
+                self._stack, self._portal = stack, portal
+            return self._portal
+
+    def call(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Run ``func()`` on the portal's loop and wait for it.
+
+        A ``KeyboardInterrupt`` (or any other exception) while waiting cancels the task on the
+        loop, so Ctrl-C stops the call instead of leaving it running in the background.
+        """
+        future = self._get_portal().start_task_soon(func)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def close(self) -> None:
+        """Close the async client on its loop, then stop the loop and its thread; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            stack, self._stack, self._portal = self._stack, None, None
+        _unregister_at_exit(self)
+        if stack is not None:
+            stack.close()
+
+
+# Clients still open at interpreter exit. Closed from threading's exit hook, which runs *before*
+# the interpreter joins non-daemon threads (the portal's thread is one); a plain atexit callback
+# would run only after that join, which would wait forever for the portal's loop.
+_open_runners: set[_PortalRunner] = set()
+_open_lock = threading.Lock()
+_exit_hook_installed = False
+
+
+def _close_open_runners() -> None:
+    with _open_lock:
+        runners = list(_open_runners)
+        _open_runners.clear()
+    for runner in runners:
+        with contextlib.suppress(Exception):
+            runner.close()
+
+
+def _register_at_exit(runner: _PortalRunner) -> None:
+    global _exit_hook_installed  # noqa: PLW0603 - one hook for the whole process
+    with _open_lock:
+        _open_runners.add(runner)
+        if not _exit_hook_installed:
+            threading._register_atexit(_close_open_runners)  # type: ignore[attr-defined]  # noqa: SLF001
+            _exit_hook_installed = True
+
+
+def _unregister_at_exit(runner: _PortalRunner) -> None:
+    with _open_lock:
+        _open_runners.discard(runner)
+
+
+class Client:
+    """A blocking client for the OpenAI-compatible fine-tuning API.
+
+    It has the constructor, the namespaces and the method names of ``AsyncClient``; lists are
+    plain lazy iterators. Use it with ``with`` or call ``close()``. It is safe to share between
+    threads.
+
+    Example:
+        >>> with Client() as client:  # doctest: +SKIP
+        ...     for job in client.fine_tuning.jobs.list(limit=50):
+        ...         print(job.id, job.status)
+    """
+
+    fine_tuning: FineTuning
+    batches: Batches
+    files: Files
+    models: Models
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        """Create a client; see ``AsyncClient`` for the keywords. No thread starts yet."""
+        self._setup(AsyncClient(api_key=api_key, base_url=base_url, **options), None)
+
+    def _setup(self, async_client: AsyncClient, runner: _PortalRunner | None) -> None:
+        self._async = async_client
+        self._closed = False
+        self._owns_runner = runner is None
+        self._runner = runner if runner is not None else _PortalRunner(async_client)
+        self.fine_tuning = FineTuning(async_client.fine_tuning, self._runner)
+        self.batches = Batches(async_client.batches, self._runner)
+        self.files = Files(async_client.files, self._runner)
+        self.models = Models(async_client.models, self._runner)
+
+    @classmethod
+    def _wrap(cls, async_client: AsyncClient, runner: _PortalRunner | None = None) -> Self:
+        client = cls.__new__(cls)
+        client._setup(async_client, runner)  # noqa: SLF001 - own class
+        return client
+
+    @classmethod
+    def for_portkey(
+        cls,
+        *,
+        api_key: str | None = None,
+        virtual_key: str | None = None,
+        provider: str | None = None,
+        config: str | Mapping[str, Any] | None = None,
+        custom_host: str | None = None,
+        trace_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        base_url: str = "https://api.portkey.ai/v1",
+        provider_api_key: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> Self:
+        """Blocking twin of ``AsyncClient.for_portkey``."""
+        return cls._wrap(
+            AsyncClient.for_portkey(
+                api_key=api_key,
+                virtual_key=virtual_key,
+                provider=provider,
+                config=config,
+                custom_host=custom_host,
+                trace_id=trace_id,
+                metadata=metadata,
+                base_url=base_url,
+                provider_api_key=provider_api_key,
+                **options,
+            )
+        )
+
+    @classmethod
+    def for_azure(
+        cls,
+        *,
+        endpoint: str | None = None,
+        api_key: str | None = None,
+        api_version: str | None = None,
+        azure_ad_token: str | None = None,
+        **options: Unpack[ClientOptions],
+    ) -> Self:
+        """Blocking twin of ``AsyncClient.for_azure``."""
+        return cls._wrap(
+            AsyncClient.for_azure(
+                endpoint=endpoint,
+                api_key=api_key,
+                api_version=api_version,
+                azure_ad_token=azure_ad_token,
+                **options,
+            )
+        )
+
+    @property
+    def base_url(self) -> str:
+        """The base URL every path is joined to."""
+        return self._async.base_url
+
+    @property
+    def timeout(self) -> Timeout:
+        """The timeouts of every call."""
+        return self._async.timeout
+
+    @property
+    def max_retries(self) -> int:
+        """How many times a failed call is retried."""
+        return self._async.max_retries
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``close`` was called (on this client, or on the one it was derived from)."""
+        return self._closed or self._runner.closed
+
+    def with_options(
+        self,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        organization: str | None = None,
+        project: str | None = None,
+        timeout: float | Timeout | None = None,
+        max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        backoff: Backoff | None = None,
+    ) -> Self:
+        """Return a client sharing this one's thread and connection pool, some settings changed.
+
+        Closing the new client does nothing to the shared pool; closing this one closes both.
+        """
+        derived = self._async.with_options(
+            api_key=api_key,
+            base_url=base_url,
+            organization=organization,
+            project=project,
+            timeout=timeout,
+            max_retries=max_retries,
+            default_headers=default_headers,
+            default_query=default_query,
+            backoff=backoff,
+        )
+        return self._wrap(derived, self._runner)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        into: type[T],
+        *,
+        query: Query = (),
+        body: object = None,
+        empty: T | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> T:
+        """Blocking twin of ``AsyncClient.request``."""
+        return self._call(
+            partial(
+                self._async.request,
+                method,
+                path,
+                into,
+                query=query,
+                body=body,
+                empty=empty,
+                headers=headers,
+            )
+        )
+
+    def download(
+        self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Blocking twin of ``AsyncClient.download``."""
+        self._call(partial(self._async.download, path, sink, headers=headers))
+
+    def _call(self, func: Callable[[], Awaitable[T]]) -> T:
+        if self.is_closed:
+            raise FinetuneError("this Client is closed; create a new one")
+        return self._runner.call(func)
+
+    def close(self) -> None:
+        """Close the connection pool and stop the client's thread; calling it again does nothing.
+
+        A client made by ``with_options`` shares its parent's pool: closing it only marks it
+        closed.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._owns_runner:
+            self._runner.close()
+        elif self._runner.is_running:
+            # Marks the derived async client closed; the shared pool stays with the parent.
+            self._runner.call(self._async.aclose)
+
+    def __enter__(self) -> Self:
+        """Return the client itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close the client."""
+        self.close()
+
+    def __repr__(self) -> str:
+        """Show where the client points, never its key."""
+        return f"<{type(self).__name__} base_url={self.base_url!r}>"
