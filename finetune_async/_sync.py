@@ -109,6 +109,29 @@ class _PortalRunner:
             stack.close()
 
 
+class _ClientRunner:
+    """One client's handle on a (possibly shared) portal: refuses calls once that client closed.
+
+    ``with_options`` gives a client that shares its parent's portal; each client still closes on
+    its own, and a closed one must send nothing, even when the portal was never started.
+    """
+
+    def __init__(self, portal: _PortalRunner) -> None:
+        self.portal = portal
+        self.closed = False
+
+    @property
+    def is_running(self) -> bool:
+        """Whether coroutines can be run for this client."""
+        return not self.closed and self.portal.is_running
+
+    def call(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Run ``func()`` on the portal's loop, unless this client or the portal is closed."""
+        if self.closed or self.portal.closed:
+            raise FinetuneError("this Client is closed; create a new one")
+        return self.portal.call(func)
+
+
 async def _awaited(func: Callable[[], Awaitable[T]]) -> T:
     return await func()
 
@@ -172,20 +195,20 @@ class Client:
         """Create a client; see ``AsyncClient`` for the keywords. No thread starts yet."""
         self._setup(AsyncClient(api_key=api_key, base_url=base_url, **options), None)
 
-    def _setup(self, async_client: AsyncClient, runner: _PortalRunner | None) -> None:
+    def _setup(self, async_client: AsyncClient, portal: _PortalRunner | None) -> None:
         self._async = async_client
-        self._closed = False
-        self._owns_runner = runner is None
-        self._runner = runner if runner is not None else _PortalRunner(async_client)
+        self._owns_portal = portal is None
+        self._portal = portal if portal is not None else _PortalRunner(async_client)
+        self._runner = _ClientRunner(self._portal)
         self.fine_tuning = FineTuning(async_client.fine_tuning, self._runner)
         self.batches = Batches(async_client.batches, self._runner)
         self.files = Files(async_client.files, self._runner)
         self.models = Models(async_client.models, self._runner)
 
     @classmethod
-    def _wrap(cls, async_client: AsyncClient, runner: _PortalRunner | None = None) -> Self:
+    def _wrap(cls, async_client: AsyncClient, portal: _PortalRunner | None = None) -> Self:
         client = cls.__new__(cls)
-        client._setup(async_client, runner)  # noqa: SLF001 - own class
+        client._setup(async_client, portal)  # noqa: SLF001 - own class
         return client
 
     @classmethod
@@ -258,7 +281,7 @@ class Client:
     @property
     def is_closed(self) -> bool:
         """Whether ``close`` was called (on this client, or on the one it was derived from)."""
-        return self._closed or self._runner.closed
+        return self._runner.closed or self._portal.closed
 
     def with_options(
         self,
@@ -288,7 +311,7 @@ class Client:
             default_query=default_query,
             backoff=backoff,
         )
-        return self._wrap(derived, self._runner)
+        return self._wrap(derived, self._portal)
 
     def request(
         self,
@@ -322,8 +345,6 @@ class Client:
         self._call(partial(self._async.download, path, sink, headers=headers))
 
     def _call(self, func: Callable[[], Awaitable[T]]) -> T:
-        if self.is_closed:
-            raise FinetuneError("this Client is closed; create a new one")
         return self._runner.call(func)
 
     def close(self) -> None:
@@ -332,14 +353,14 @@ class Client:
         A client made by ``with_options`` shares its parent's pool: closing it only marks it
         closed.
         """
-        if self._closed:
+        if self._runner.closed:
             return
-        self._closed = True
-        if self._owns_runner:
-            self._runner.close()
-        elif self._runner.is_running:
+        if self._portal.is_running and not self._owns_portal:
             # Marks the derived async client closed; the shared pool stays with the parent.
             self._runner.call(self._async.aclose)
+        self._runner.closed = True
+        if self._owns_portal:
+            self._portal.close()
 
     def __enter__(self) -> Self:
         """Return the client itself."""
