@@ -10,6 +10,7 @@ from . import types
 from ._client import AsyncClient, ClientOptions
 from ._config import Backoff, Timeout
 from ._pagination import AsyncPager, Pager
+from ._polling import JobWatch, is_terminal
 from ._sync import Client
 from ._version import __version__
 from .errors import (
@@ -30,6 +31,7 @@ from .errors import (
     UnprocessableEntityError,
     WaitTimeoutError,
 )
+from .types import JobUpdate
 
 __all__ = [
     "APIConnectionError",
@@ -48,6 +50,8 @@ __all__ = [
     "FinetuneError",
     "InternalServerError",
     "InvalidParameterError",
+    "JobUpdate",
+    "JobWatch",
     "NotFoundError",
     "Pager",
     "PermissionDeniedError",
@@ -56,5 +60,6 @@ __all__ = [
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",
+    "is_terminal",
     "types",
 ]

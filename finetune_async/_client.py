@@ -510,11 +510,23 @@ class AsyncClient:
             headers = {**headers, "Idempotency-Key": new_idempotency_key()}
         return Request(method=method, url=url, headers=headers, body=payload)
 
-    async def _send(self, request: Request, sink: DownloadSink | None = None) -> Response:
+    async def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
+        """GET ``path`` once, without retries, and return the record and the response headers.
+
+        For schedulers that own their retries (``watch``): a retry here would be sent behind the
+        scheduler's back, after a 429 that asked everyone to wait.
+        """
+        request = self._build_request("GET", path, (), None, None)
+        response = await self._send(request, max_retries=0)
+        return self._structure(request, response, into, None), response.headers
+
+    async def _send(
+        self, request: Request, sink: DownloadSink | None = None, *, max_retries: int | None = None
+    ) -> Response:
         """Send ``request``, retrying as the sans-I/O rules say, within the total timeout.
 
         With a ``sink`` the answer is streamed into it, and a retry asks only for the bytes the
-        sink does not hold yet.
+        sink does not hold yet. ``max_retries`` overrides the client's setting.
         """
         if self._closed:
             raise errors.FinetuneError("this client is closed; create a new one")
@@ -561,7 +573,7 @@ class AsyncClient:
                 if not verdict.retry:
                     raise failure
                 hint_headers = response.headers
-            if attempt >= settings.max_retries:
+            if attempt >= (settings.max_retries if max_retries is None else max_retries):
                 raise failure
             delay = retry_delay(attempt, hint_headers, settings.backoff)
             if delay is None or (deadline is not None and loop.time() + delay >= deadline):

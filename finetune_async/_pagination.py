@@ -8,16 +8,24 @@ items are yielded outside it, so the sync client can drive these generators from
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from contextlib import aclosing
 from typing import Generic, Protocol, TypeVar
 
 from ._sansio import next_cursor
 from .types import Page
 
-__all__ = ["AsyncPager", "PageFetcher", "Pager", "Runner", "iterate_blocking"]
+__all__ = [
+    "AsyncPager",
+    "ClosableAsyncIterator",
+    "PageFetcher",
+    "Pager",
+    "Runner",
+    "iterate_blocking",
+]
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 PageFetcher = Callable[[str | None], Awaitable[Page[T]]]
 """Fetches the page that starts after the given cursor (None: the first page)."""
@@ -72,7 +80,19 @@ class Runner(Protocol):
         ...
 
 
-def iterate_blocking(runner: Runner, agen: AsyncGenerator[T]) -> Iterator[T]:
+class ClosableAsyncIterator(Protocol[T_co]):
+    """An async iterator that can be closed early: async generators, ``JobWatch``."""
+
+    def __anext__(self) -> Awaitable[T_co]:
+        """Return the next item."""
+        ...
+
+    def aclose(self) -> Awaitable[object]:
+        """Stop early and release what it holds."""
+        ...
+
+
+def iterate_blocking(runner: Runner, agen: ClosableAsyncIterator[T]) -> Generator[T]:
     """Drive an async generator from synchronous code, one item per portal call.
 
     Leaving the loop early (``break``, an exception, ``close()``) closes the async generator on

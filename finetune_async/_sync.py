@@ -338,6 +338,10 @@ class Client:
             )
         )
 
+    def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
+        """Blocking twin of ``AsyncClient.poll``."""
+        return self._call(partial(self._async.poll, path, into))
+
     def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
     ) -> None:

@@ -42,6 +42,10 @@ class Requester(Protocol):
         """
         ...
 
+    async def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
+        """GET ``path`` once, without retries; return the record and the response headers."""
+        ...
+
     async def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
     ) -> None:

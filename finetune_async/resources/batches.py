@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Final
 import attrs
 
 from .._pagination import AsyncPager, Pager, Runner
+from .._polling import Watcher, is_terminal, wait_for
 from .._sansio import path_segment
 from .._validation import check_after, check_id, check_limit, check_metadata, check_one_of
 from ..types import Batch, BatchEndpoint, Page
@@ -22,6 +23,10 @@ __all__ = ["BATCH_ENDPOINTS", "COMPLETION_WINDOWS", "AsyncBatches"]
 BATCH_ENDPOINTS: Final = tuple(endpoint.value for endpoint in BatchEndpoint)
 #: The completion windows the API accepts.
 COMPLETION_WINDOWS: Final = ("24h",)
+
+
+def _batch_status(batch: Batch) -> str:
+    return batch.status
 
 
 def _batch_path(batch_id: str, suffix: str = "") -> str:
@@ -72,6 +77,28 @@ class AsyncBatches:
         """Return a batch's current state."""
         return await self._requester.request("GET", _batch_path(batch_id), Batch)
 
+    async def wait(
+        self, batch_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> Batch:
+        """Poll a batch until it is final (completed, failed, expired, cancelled) and return it.
+
+        Raises:
+            WaitTimeoutError: Not final in time; ``last`` holds the batch as last seen.
+        """
+        path = _batch_path(batch_id)
+        watcher = Watcher(
+            self._requester,
+            [batch_id],
+            path_of=lambda _: path,
+            into=Batch,
+            status_of=_batch_status,
+            is_done=is_terminal,
+            poll_interval=poll_interval,
+            max_concurrency=1,
+            timeout=timeout,
+        )
+        return await wait_for(watcher, batch_id)
+
     async def cancel(self, batch_id: str) -> Batch:
         """Cancel a batch (it goes ``cancelling``, then ``cancelled``)."""
         return await self._requester.request("POST", _batch_path(batch_id, "/cancel"), Batch)
@@ -120,6 +147,14 @@ class Batches:
     def retrieve(self, batch_id: str) -> Batch:
         """Blocking twin of ``AsyncBatches.retrieve``."""
         return self._runner.call(partial(self._async_api.retrieve, batch_id))
+
+    def wait(
+        self, batch_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> Batch:
+        """Blocking twin of ``AsyncBatches.wait``."""
+        return self._runner.call(
+            partial(self._async_api.wait, batch_id, poll_interval=poll_interval, timeout=timeout)
+        )
 
     def cancel(self, batch_id: str) -> Batch:
         """Blocking twin of ``AsyncBatches.cancel``."""

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, BinaryIO, Self, TypeAlias
 import attrs
 
 from .._pagination import AsyncPager, Pager, Runner
+from .._polling import Watcher, is_file_processed, wait_for
 from .._sansio import Upload, path_segment
 from .._validation import check_after, check_id, check_limit, check_one_of
 from ..errors import FinetuneError, InvalidParameterError
@@ -196,6 +197,28 @@ class AsyncFiles:
             "DELETE", _file_path(checked), FileDeleted, empty=FileDeleted(id=checked)
         )
 
+    async def wait_for_processing(
+        self, file_id: str, *, poll_interval: float = 5.0, timeout: float | None = None
+    ) -> FileObject:
+        """Poll a file until its status is ``processed`` or ``error`` and return it.
+
+        Raises:
+            WaitTimeoutError: Not processed in time; ``last`` holds the file as last seen.
+        """
+        path = _file_path(file_id)
+        watcher = Watcher(
+            self._requester,
+            [file_id],
+            path_of=lambda _: path,
+            into=FileObject,
+            status_of=_file_status,
+            is_done=is_file_processed,
+            poll_interval=poll_interval,
+            max_concurrency=1,
+            timeout=timeout,
+        )
+        return await wait_for(watcher, file_id)
+
     async def content(self, file_id: str) -> bytes:
         """Return a file's contents, read whole (use ``download`` for large files)."""
         return await self._requester.request(
@@ -214,6 +237,10 @@ class AsyncFiles:
             target = sink.target
             await self._requester.download(url, sink, headers=_ANY_CONTENT)
         return target
+
+
+def _file_status(file: FileObject) -> str | None:
+    return None if file.status is None else str(file.status)
 
 
 def _file_path(file_id: str, suffix: str = "") -> str:
@@ -252,6 +279,19 @@ class Files:
     def delete(self, file_id: str) -> FileDeleted:
         """Blocking twin of ``AsyncFiles.delete``."""
         return self._runner.call(partial(self._async_api.delete, file_id))
+
+    def wait_for_processing(
+        self, file_id: str, *, poll_interval: float = 5.0, timeout: float | None = None
+    ) -> FileObject:
+        """Blocking twin of ``AsyncFiles.wait_for_processing``."""
+        return self._runner.call(
+            partial(
+                self._async_api.wait_for_processing,
+                file_id,
+                poll_interval=poll_interval,
+                timeout=timeout,
+            )
+        )
 
     def content(self, file_id: str) -> bytes:
         """Blocking twin of ``AsyncFiles.content``."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 import attrs
 
-from .._pagination import AsyncPager, Pager, Runner
+from .._pagination import AsyncPager, Pager, Runner, iterate_blocking
+from .._polling import JobWatch, Watcher, check_poll_settings, is_terminal, stream_events, wait_for
 from .._sansio import path_segment
 from .._validation import (
     check_after,
@@ -27,6 +28,7 @@ from ..types import (
     FineTuningJobCheckpoint,
     FineTuningJobEvent,
     Hyperparameters,
+    JobUpdate,
     Method,
     Page,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "AsyncFineTuning",
     "AsyncJobCheckpoints",
     "AsyncJobs",
+    "JobWatchIterator",
 ]
 
 _PERMISSION_ORDERS = ("ascending", "descending")
@@ -45,6 +48,10 @@ _PERMISSION_ORDERS = ("ascending", "descending")
 
 def _job_path(job_id: str, suffix: str = "") -> str:
     return f"/fine_tuning/jobs/{path_segment(check_id(job_id, 'job_id'))}{suffix}"
+
+
+def _job_status(job: FineTuningJob) -> str:
+    return job.status
 
 
 def _permissions_path(checkpoint: str) -> str:
@@ -197,6 +204,82 @@ class AsyncJobs:
             )
 
         return AsyncPager(fetch, after=check_after(after))
+
+    async def wait(
+        self, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> FineTuningJob:
+        """Poll a job until it is terminal and return it.
+
+        Terminal: ``succeeded``, ``failed``, ``cancelled`` and the providers' ``completed``,
+        ``error``, ``user_error``, ``expired`` (any case); ``paused`` and the like keep it going.
+        Transient failures are retried with back-off, a 429 is waited out; a permanent error (an
+        unknown job) is raised at once.
+
+        Args:
+            job_id: The job's id.
+            poll_interval: Seconds between polls (sooner while the job is young, with jitter).
+            timeout: Seconds to wait in all; None waits for as long as it takes.
+
+        Raises:
+            WaitTimeoutError: Not terminal in time; ``last`` holds the job as last seen.
+        """
+        path = _job_path(job_id)
+        watcher = Watcher(
+            self._requester,
+            [job_id],
+            path_of=lambda _: path,
+            into=FineTuningJob,
+            status_of=_job_status,
+            is_done=is_terminal,
+            poll_interval=poll_interval,
+            max_concurrency=1,
+            timeout=timeout,
+        )
+        return await wait_for(watcher, job_id)
+
+    def watch(
+        self,
+        job_ids: Iterable[str],
+        *,
+        poll_interval: float = 10.0,
+        max_concurrency: int = 32,
+        timeout: float | None = None,
+    ) -> JobWatch:
+        """Watch many jobs: an async iterator of ``JobUpdate``, one per observed status change.
+
+        Polls run with at most ``max_concurrency`` in flight, each job on its own schedule
+        (``poll_interval`` with jitter, sooner while young, or the server's
+        ``openai-poll-after-ms``). A 429 or ``Retry-After`` pauses the whole watch for the time
+        asked. A job whose polls keep failing is reported with ``error`` set and stays watched;
+        none is dropped. The iterator ends when every job is terminal; ``add`` more while it runs.
+
+        Raises:
+            InvalidParameterError: An empty id, or a bad interval, concurrency or timeout.
+            WaitTimeoutError: From the iteration, when ``timeout`` runs out first.
+        """
+        watcher = Watcher(
+            self._requester,
+            job_ids,
+            path_of=_job_path,
+            into=FineTuningJob,
+            status_of=_job_status,
+            is_done=is_terminal,
+            poll_interval=poll_interval,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+        )
+        return JobWatch(watcher)
+
+    def stream_events(
+        self, job_id: str, *, poll_interval: float = 10.0
+    ) -> AsyncGenerator[FineTuningJobEvent]:
+        """Yield a job's events oldest first, each once, as they appear, until it is terminal.
+
+        Raises:
+            InvalidParameterError: An empty id or a bad interval (at the call, nothing sent).
+        """
+        check_poll_settings(poll_interval, None)
+        return stream_events(self._requester, _job_path(job_id), poll_interval=poll_interval)
 
     async def cancel(self, job_id: str) -> FineTuningJob:
         """Cancel a job; not retried when its outcome is unknown (see ``create``)."""
@@ -393,6 +476,36 @@ class Jobs:
         """Blocking twin of ``AsyncJobs.list_events``: a lazy iterator over events."""
         return Pager(self._runner, self._async_api.list_events(job_id, limit=limit, after=after))
 
+    def wait(
+        self, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
+    ) -> FineTuningJob:
+        """Blocking twin of ``AsyncJobs.wait``."""
+        return self._runner.call(
+            partial(self._async_api.wait, job_id, poll_interval=poll_interval, timeout=timeout)
+        )
+
+    def watch(
+        self,
+        job_ids: Iterable[str],
+        *,
+        poll_interval: float = 10.0,
+        max_concurrency: int = 32,
+        timeout: float | None = None,
+    ) -> JobWatchIterator:
+        """Blocking twin of ``AsyncJobs.watch``: a plain iterator of ``JobUpdate``."""
+        watch = self._async_api.watch(
+            job_ids, poll_interval=poll_interval, max_concurrency=max_concurrency, timeout=timeout
+        )
+        return JobWatchIterator(self._runner, watch)
+
+    def stream_events(
+        self, job_id: str, *, poll_interval: float = 10.0
+    ) -> Iterator[FineTuningJobEvent]:
+        """Blocking twin of ``AsyncJobs.stream_events``: a plain iterator, oldest first."""
+        return iterate_blocking(
+            self._runner, self._async_api.stream_events(job_id, poll_interval=poll_interval)
+        )
+
     def cancel(self, job_id: str) -> FineTuningJob:
         """Blocking twin of ``AsyncJobs.cancel``."""
         return self._runner.call(partial(self._async_api.cancel, job_id))
@@ -404,6 +517,36 @@ class Jobs:
     def resume(self, job_id: str) -> FineTuningJob:
         """Blocking twin of ``AsyncJobs.resume``."""
         return self._runner.call(partial(self._async_api.resume, job_id))
+
+
+class JobWatchIterator:
+    """Blocking twin of ``JobWatch``: ``for update in watch``, ``add``, ``close``."""
+
+    def __init__(self, runner: Runner, watch: JobWatch) -> None:
+        """Drive ``watch`` through ``runner``."""
+        self._runner = runner
+        self._watch = watch
+        self._updates = iterate_blocking(runner, watch)
+
+    def __iter__(self) -> JobWatchIterator:
+        """Return the iterator itself."""
+        return self
+
+    def __next__(self) -> JobUpdate:
+        """Return the next update."""
+        return next(self._updates)
+
+    def add(self, *job_ids: str) -> None:
+        """Watch more jobs; safe from any thread."""
+
+        async def add_on_loop() -> None:
+            self._watch.add(*job_ids)
+
+        self._runner.call(add_on_loop)
+
+    def close(self) -> None:
+        """Stop watching; no poll is left running."""
+        self._updates.close()
 
 
 @attrs.frozen

@@ -35,6 +35,7 @@ __all__ = [
     "HyperparameterValue",
     "Hyperparameters",
     "JobError",
+    "JobUpdate",
     "Method",
     "ReinforcementHyperparameters",
     "ReinforcementMethod",
@@ -187,6 +188,21 @@ class FineTuningJob:
     integrations: list[FineTuningIntegration] | None = None
     metadata: dict[str, str] | None = None
     object: str | None = None
+
+
+@attrs.frozen
+class JobUpdate:
+    """One observed change of a watched job (``fine_tuning.jobs.watch``).
+
+    Attributes:
+        job: The job as last seen (None if a failing job was never seen).
+        previous_status: Its status before this change (None at the first sighting).
+        error: Set when the job's polls keep failing: the last exception. The job stays watched.
+    """
+
+    job: FineTuningJob | None
+    previous_status: FineTuningJobStatus | str | None
+    error: Exception | None = None
 
 
 @attrs.frozen

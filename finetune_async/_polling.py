@@ -1,0 +1,491 @@
+"""Polling many objects at once: one scheduler behind ``watch``, ``wait`` and friends.
+
+Each watched object has a next-poll time in a heap; at most ``max_concurrency`` polls are in
+flight, each as a short-lived task (an idle object costs a heap entry and a small record, no
+task). Polls are single attempts: the scheduler owns the retries. When any answer is a 429 or
+carries ``Retry-After``, the whole scheduler sends nothing until that delay has passed, instead of
+every poll retrying on its own. A poll that fails otherwise is rescheduled with back-off; after
+``failure_threshold`` failures in a row (at once for a permanent 4xx) an update carrying the
+error is produced, and the object stays watched until it is terminal: nothing is ever dropped.
+
+The updates come out of an async generator that never holds a timeout, cancel scope or task
+group across a ``yield`` (ARCHITECTURE.md rule 3): poll tasks hand their results over through a
+deque and an event, and closing the generator (``break``, ``aclose``, cancellation, timeout)
+cancels and awaits every poll in flight, leaving no task behind.
+
+This module depends only on the records, the sans-I/O rules and the ``Requester`` protocol, so
+the resource namespaces can offer ``wait`` / ``watch`` while staying below the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+from collections import deque
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+from ._config import Backoff
+from ._sansio import backoff_delay, parse_retry_after
+from .errors import APIError, APIStatusError, InvalidParameterError, WaitTimeoutError
+from .types import FineTuningJob, FineTuningJobEvent, JobUpdate, Page
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
+
+    from .resources._requester import Requester
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "JobWatch",
+    "Observation",
+    "Watcher",
+    "check_poll_settings",
+    "is_file_processed",
+    "is_terminal",
+    "stream_events",
+    "wait_for",
+]
+
+T = TypeVar("T")
+
+#: Terminal statuses of jobs and batches, OpenAI's and the providers' spellings (COMPAT.md),
+#: compared case-insensitively. Everything else (paused, pending, pausing, cancel_requested...)
+#: is still moving.
+TERMINAL_STATUSES: Final = frozenset(
+    {"succeeded", "failed", "cancelled", "completed", "error", "user_error", "expired"}
+)
+_FILE_DONE: Final = frozenset({"processed", "error", "deleted"})
+
+#: A server's hint of when to poll again (OpenAI sends it on some long-running objects).
+POLL_AFTER_HEADER: Final = "openai-poll-after-ms"
+#: Longest sleep between two polls of a failing object.
+_MAX_FAILURE_DELAY: Final = 60.0
+#: Statuses that will not change by asking again.
+_PERMANENT: Final = frozenset({400, 401, 403, 404, 422})
+_TOO_MANY_REQUESTS: Final = 429
+
+
+def is_terminal(status: str | None) -> bool:
+    """Whether a job or batch status is final (``succeeded``, ``FAILED``, ``user_error``...)."""
+    return status is not None and status.lower() in TERMINAL_STATUSES
+
+
+def is_file_processed(status: str | None) -> bool:
+    """Whether a file is done processing (``processed`` or ``error``); a missing status is done."""
+    return status is None or status.lower() in _FILE_DONE
+
+
+def _positive(value: object, param: str, *, integer: bool = False) -> None:
+    kinds = int if integer else int | float
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        noun = "a positive integer" if integer else "a number of seconds > 0"
+        raise InvalidParameterError(f"{param}: must be {noun}, got {value!r}", param=param)
+
+
+def check_poll_settings(
+    poll_interval: object, timeout: object, max_concurrency: object = 1
+) -> None:
+    """Raise ``InvalidParameterError`` for a non-positive interval, timeout or concurrency."""
+    _positive(poll_interval, "poll_interval")
+    if timeout is not None:
+        _positive(timeout, "timeout")
+    _positive(max_concurrency, "max_concurrency", integer=True)
+
+
+def _check_id(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        msg = f"ids: every id must be a non-empty string, got {value!r}"
+        raise InvalidParameterError(msg, param="ids")
+    return value
+
+
+class Observation(Generic[T]):
+    """What the scheduler saw of one object: a change of status, or a run of failures."""
+
+    __slots__ = ("error", "object_id", "previous_status", "record")
+
+    def __init__(
+        self, object_id: str, record: T | None, previous_status: str | None, error: Exception | None
+    ) -> None:
+        """Describe one observation."""
+        self.object_id = object_id
+        self.record = record
+        self.previous_status = previous_status
+        self.error = error
+
+
+class _Watched(Generic[T]):
+    """The scheduler's record of one watched object (no task while it waits)."""
+
+    __slots__ = ("done", "failures", "last", "polls", "status")
+
+    def __init__(self) -> None:
+        self.last: T | None = None
+        self.status: str | None = None
+        self.polls = 0
+        self.failures = 0
+        self.done = False
+
+
+class Watcher(Generic[T]):
+    """Polls objects by id until each reaches a final status, and reports what changes.
+
+    Iterate it with ``async for``; ``add`` more ids at any time, ``aclose`` to stop early.
+    """
+
+    def __init__(
+        self,
+        requester: Requester,
+        ids: Iterable[str],
+        *,
+        path_of: Callable[[str], str],
+        into: type[T],
+        status_of: Callable[[T], str | None],
+        is_done: Callable[[str | None], bool],
+        poll_interval: float,
+        max_concurrency: int,
+        timeout: float | None,
+        failure_threshold: int = 3,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        """Prepare the watch; nothing is sent before iteration starts."""
+        check_poll_settings(poll_interval, timeout, max_concurrency)
+        self._requester = requester
+        self._path_of = path_of
+        self._into = into
+        self._status_of = status_of
+        self._is_done = is_done
+        self._interval = float(poll_interval)
+        self._max_concurrency = max_concurrency
+        self._timeout = timeout
+        self._failure_threshold = failure_threshold
+        self._backoff = backoff or Backoff(
+            initial=min(1.0, poll_interval), maximum=_MAX_FAILURE_DELAY
+        )
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._watched: dict[str, _Watched[T]] = {}
+        self._heap: list[tuple[float, int, str]] = []
+        self._seq = 0
+        self._pending = 0
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._updates: deque[Observation[T]] = deque()
+        self._paused_until = 0.0
+        self._wake: asyncio.Event | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._generator: AsyncGenerator[Observation[T]] | None = None
+        self._fatal: Exception | None = None
+        if isinstance(ids, str):
+            msg = "ids: pass a list of ids, not one string"
+            raise InvalidParameterError(msg, param="ids")
+        self._initial = [_check_id(object_id) for object_id in dict.fromkeys(ids)]
+
+    # --- public surface --------------------------------------------------------------------------
+
+    def __aiter__(self) -> Watcher[T]:
+        """Return the watcher itself."""
+        return self
+
+    async def __anext__(self) -> Observation[T]:
+        """Return the next observation; ``StopAsyncIteration`` once every object is final."""
+        if self._generator is None:
+            self._generator = self._run()
+        return await self._generator.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop watching: cancel every poll in flight and wait for them to end."""
+        if self._generator is not None:
+            await self._generator.aclose()
+        else:
+            self._generator = self._finished()
+
+    def add(self, *ids: str) -> None:
+        """Watch more objects; ids already watched are ignored. Call it from the loop's thread."""
+        for object_id in map(_check_id, ids):
+            if self._generator is None:
+                if object_id not in self._initial:
+                    self._initial.append(object_id)
+            else:
+                self._track(object_id, asyncio.get_running_loop().time())
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """How many watched objects are not final yet."""
+        if self._generator is None:
+            return len(self._initial)
+        return self._pending
+
+    # --- the scheduler ---------------------------------------------------------------------------
+
+    @staticmethod
+    async def _finished() -> AsyncGenerator[Observation[T]]:
+        return
+        yield  # pragma: no cover - makes this an (empty) async generator
+
+    def _track(self, object_id: str, when: float) -> None:
+        if object_id in self._watched:
+            return
+        self._watched[object_id] = _Watched()
+        self._pending += 1
+        self._schedule(object_id, when)
+
+    def _schedule(self, object_id: str, when: float) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, object_id))
+
+    def _next_delay(self, watched: _Watched[T], headers: Mapping[str, str]) -> float:
+        hint = headers.get(POLL_AFTER_HEADER)
+        if hint:
+            try:
+                return max(0.0, float(hint) / 1000.0)
+            except ValueError:
+                pass
+        # Sooner while the object is young (a quarter, a half, three quarters, then the whole
+        # interval), with +-10 % jitter so that objects created together spread out.
+        ramp = min(1.0, (watched.polls + 1) / 4.0)
+        return self._interval * ramp * self._rng.uniform(0.9, 1.1)
+
+    async def _poll(self, object_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        watched = self._watched[object_id]
+        try:
+            record, headers = await self._requester.poll(self._path_of(object_id), self._into)
+        except APIError as exc:
+            self._failed(object_id, watched, exc, loop.time())
+        except Exception as exc:  # noqa: BLE001 - a closed client, a bug: end the watch with it
+            self._fatal = exc
+        else:
+            self._observed(object_id, watched, record, headers, loop.time())
+        finally:
+            # Leave the in-flight set *before* waking the scheduler: a done-callback would run
+            # only after the scheduler had looked, found this poll "in flight" and gone to sleep.
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.discard(task)
+            if self._wake is not None:
+                self._wake.set()
+
+    def _observed(
+        self,
+        object_id: str,
+        watched: _Watched[T],
+        record: T,
+        headers: Mapping[str, str],
+        now: float,
+    ) -> None:
+        watched.polls += 1
+        watched.failures = 0
+        status = self._status_of(record)
+        previous, watched.last = watched.status, record
+        if watched.polls == 1 or status != previous:
+            self._updates.append(Observation(object_id, record, previous, None))
+        watched.status = status
+        if self._is_done(status):
+            watched.done = True
+            self._pending -= 1
+            return
+        self._pause_for(headers, now, only_if_present=True)
+        self._schedule(object_id, now + self._next_delay(watched, headers))
+
+    def _failed(self, object_id: str, watched: _Watched[T], exc: APIError, now: float) -> None:
+        headers = exc.headers if isinstance(exc, APIStatusError) else None
+        status = exc.status_code if isinstance(exc, APIStatusError) else None
+        if status == _TOO_MANY_REQUESTS or (headers and parse_retry_after(headers) is not None):
+            # Rate limited: everyone waits; this is not the object's fault, so no failure counts.
+            self._pause_for(headers, now, only_if_present=False)
+            self._schedule(object_id, self._paused_until)
+            return
+        watched.failures += 1
+        permanent = status in _PERMANENT
+        if watched.failures == self._failure_threshold or (permanent and watched.failures == 1):
+            self._updates.append(Observation(object_id, watched.last, watched.status, exc))
+        delay = backoff_delay(watched.failures - 1, self._backoff, self._rng)
+        if permanent:
+            delay = max(delay, self._interval)
+        self._schedule(object_id, now + min(delay, _MAX_FAILURE_DELAY))
+
+    def _pause_for(
+        self, headers: Mapping[str, str] | None, now: float, *, only_if_present: bool
+    ) -> None:
+        hint = parse_retry_after(headers) if headers else None
+        if hint is None:
+            if only_if_present:
+                return
+            hint = backoff_delay(0, self._backoff, self._rng)
+        self._paused_until = max(self._paused_until, now + min(hint, self._backoff.max_retry_after))
+
+    def _launch_due(self, now: float) -> None:
+        while (
+            self._heap
+            and len(self._in_flight) < self._max_concurrency
+            and now >= self._paused_until
+        ):
+            when, _, object_id = self._heap[0]
+            if when > now:
+                return
+            heapq.heappop(self._heap)
+            task = asyncio.get_running_loop().create_task(self._poll(object_id))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    def _arm_timer(self, now: float, deadline: float | None) -> None:
+        """Wake the loop at the next due poll (or the end of a pause, or the deadline)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        candidates = []
+        if self._heap and len(self._in_flight) < self._max_concurrency:
+            candidates.append(max(self._heap[0][0], self._paused_until))
+        if deadline is not None:
+            candidates.append(deadline)
+        if candidates:
+            wake = self._wake
+            assert wake is not None  # noqa: S101 - created before the first arming
+            self._timer = asyncio.get_running_loop().call_at(max(min(candidates), now), wake.set)
+
+    async def _stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        tasks = list(self._in_flight)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._in_flight.clear()
+
+    async def _run(self) -> AsyncGenerator[Observation[T]]:
+        loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        start = loop.time()
+        deadline = None if self._timeout is None else start + self._timeout
+        for object_id in self._initial:
+            self._track(object_id, start)
+        try:
+            while True:
+                while self._updates:
+                    yield self._updates.popleft()
+                if self._fatal is not None:
+                    raise self._fatal
+                if self._pending == 0 and not self._in_flight:
+                    return
+                now = loop.time()
+                if deadline is not None and now >= deadline:
+                    raise WaitTimeoutError(
+                        f"{self._pending} object(s) not final after {self._timeout} s", last=None
+                    )
+                self._launch_due(now)
+                self._arm_timer(now, deadline)
+                self._wake.clear()
+                if not self._updates and self._fatal is None:
+                    await self._wake.wait()
+        finally:
+            await self._stop()
+
+
+async def wait_for(watcher: Watcher[T], object_id: str) -> T:
+    """Run a one-object watcher until the object is final and return its last record.
+
+    A permanent error (404 for an unknown id, 401...) is raised at once; a transient one keeps the
+    wait going, with back-off.
+
+    Raises:
+        WaitTimeoutError: The object was not final in time (``last`` is the last record seen).
+    """
+    last: T | None = None
+    try:
+        async for seen in watcher:
+            if seen.error is not None:
+                if isinstance(seen.error, APIStatusError) and seen.error.status_code in _PERMANENT:
+                    raise seen.error
+                continue
+            last = seen.record
+    except WaitTimeoutError as exc:
+        raise WaitTimeoutError(f"{object_id} is not final after the timeout", last=last) from exc
+    finally:
+        await watcher.aclose()
+    if last is None:  # pragma: no cover - a watcher of one id ends only after seeing it
+        msg = f"{object_id} was never seen"
+        raise WaitTimeoutError(msg)
+    return last
+
+
+class JobWatch:
+    """``fine_tuning.jobs.watch``: an async iterator of ``JobUpdate``, one per observed change.
+
+    It ends when every watched job is terminal. ``add(job_id)`` watches more jobs while it runs;
+    ``aclose()`` (or leaving an ``async for``) stops every poll at once.
+    """
+
+    __slots__ = ("_watcher",)
+
+    def __init__(self, watcher: Watcher[FineTuningJob]) -> None:
+        """Wrap a watcher of jobs."""
+        self._watcher = watcher
+
+    def __aiter__(self) -> JobWatch:
+        """Return the watch itself."""
+        return self
+
+    async def __anext__(self) -> JobUpdate:
+        """Return the next update."""
+        seen = await self._watcher.__anext__()
+        return JobUpdate(job=seen.record, previous_status=seen.previous_status, error=seen.error)
+
+    async def aclose(self) -> None:
+        """Stop watching; no poll is left running."""
+        await self._watcher.aclose()
+
+    def add(self, *job_ids: str) -> None:
+        """Watch more jobs (from the event loop's thread); ids already watched are ignored."""
+        self._watcher.add(*job_ids)
+
+    @property
+    def pending(self) -> int:
+        """How many watched jobs are not terminal yet."""
+        return self._watcher.pending
+
+
+async def _new_events(
+    requester: Requester, path: str, seen: set[str], page_size: int
+) -> list[FineTuningJobEvent]:
+    """Return the events not seen yet, newest first, paging until the first seen one."""
+    fresh: list[FineTuningJobEvent] = []
+    cursor: str | None = None
+    while True:
+        page = await requester.request(
+            "GET", path, Page[FineTuningJobEvent], query=(("after", cursor), ("limit", page_size))
+        )
+        for event in page.data:
+            if event.id in seen:
+                return fresh
+            fresh.append(event)
+        if not page.has_more or not page.data:
+            return fresh
+        cursor = page.last_id or page.data[-1].id
+
+
+async def stream_events(
+    requester: Requester, job_path: str, *, poll_interval: float, page_size: int = 100
+) -> AsyncGenerator[FineTuningJobEvent]:
+    """Yield a job's events oldest first, each once, until the job is terminal.
+
+    The server lists events newest first; each round pages back to the first event already seen
+    and yields the new ones in reverse, never re-sorted (events share ``created_at`` seconds and
+    ids are opaque). The job's status is read before its events, so the round that sees it
+    terminal also delivers its last events.
+    """
+    check_poll_settings(poll_interval, None)
+    seen: set[str] = set()
+    while True:
+        job = await requester.request("GET", job_path, FineTuningJob)
+        fresh = await _new_events(requester, job_path + "/events", seen, page_size)
+        for event in reversed(fresh):
+            seen.add(event.id)
+            yield event
+        if is_terminal(job.status):
+            return
+        await asyncio.sleep(poll_interval)
