@@ -132,6 +132,33 @@ def _structure_list(tp: Any) -> Callable[[Any, Any], list[Any]]:
     return structure
 
 
+def _is_optional(tp: Any) -> bool:
+    """``X | None`` for one X (open enums and ``int | None`` have hooks of their own)."""
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return False
+    args = typing.get_args(tp)
+    return len(args) == 2 and type(None) in args  # noqa: PLR2004 - X and None
+
+
+def _structure_optional(tp: Any) -> Callable[[Any, Any], Any]:
+    """Resolve the inner hook once; cattrs' own Optional handling dispatches on every value."""
+    (inner,) = (arg for arg in typing.get_args(tp) if arg is not type(None))
+    if inner is str:
+
+        def structure_str(value: Any, _: Any) -> Any:
+            if value is None or type(value) is str:
+                return value
+            return str(value)
+
+        return structure_str
+    inner_hook = converter.get_structure_hook(inner)
+
+    def structure(value: Any, _: Any) -> Any:
+        return None if value is None else inner_hook(value, inner)
+
+    return structure
+
+
 def _structure_job_error(value: Any, _: Any) -> JobError:
     if isinstance(value, str):
         return JobError(message=value)
@@ -173,6 +200,7 @@ def _unstructure_without_nones(cls: type[Any]) -> Callable[[Any], dict[str, Any]
 # Factories registered later are tried first; direct hooks win over every factory.
 converter.register_structure_hook_factory(_is_record, _structure_record)
 converter.register_structure_hook_factory(_is_list, _structure_list)
+converter.register_structure_hook_factory(_is_optional, _structure_optional)
 converter.register_structure_hook_factory(
     lambda tp: _open_enum_of(tp) is not None, _structure_open_enum
 )

@@ -333,18 +333,24 @@ class Watcher(Generic[T]):
 
     def _arm_timer(self, now: float, deadline: float | None) -> None:
         """Wake the loop at the next due poll (or the end of a pause, or the deadline)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         candidates = []
         if self._heap and len(self._in_flight) < self._max_concurrency:
             candidates.append(max(self._heap[0][0], self._paused_until))
         if deadline is not None:
             candidates.append(deadline)
+        if not candidates and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if candidates:
             wake = self._wake
             assert wake is not None  # noqa: S101 - created before the first arming
-            self._timer = asyncio.get_running_loop().call_at(max(min(candidates), now), wake.set)
+            when = max(min(candidates), now)
+            timer = self._timer
+            if timer is not None and timer.when() == when and not timer.cancelled():
+                return  # already armed for that moment: a new handle would cost a heap push
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_at(when, wake.set)
 
     async def _stop(self) -> None:
         if self._timer is not None:
@@ -382,6 +388,8 @@ class Watcher(Generic[T]):
                 self._wake.clear()
                 if not self._updates and self._fatal is None:
                     await self._wake.wait()
+                    if self._timer is not None and self._timer.when() <= loop.time():
+                        self._timer = None  # it fired: never reuse a spent handle
         finally:
             await self._stop()
 

@@ -62,12 +62,8 @@ def _range_start(content_range: str | None) -> int | None:
 
 
 @contextlib.contextmanager
-def _body(request: Request) -> Iterator[Any]:
-    """Yield what aiohttp sends: the bytes, or a multipart form streaming the upload's source."""
-    body = request.body
-    if not isinstance(body, Upload):
-        yield body
-        return
+def _upload_form(body: Upload) -> Iterator[aiohttp.FormData]:
+    """Yield a multipart form that streams the upload's source, closed afterwards if ours."""
     form = aiohttp.FormData()
     for name, value in body.fields:
         form.add_field(name, value)
@@ -83,37 +79,41 @@ def _body(request: Request) -> Iterator[Any]:
             handle.close()
 
 
-@contextlib.contextmanager
-def _translated_errors(request: Request) -> Iterator[None]:
-    """Turn aiohttp's and socket exceptions into the SDK's, saying whether the request left."""
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise errors.APITimeoutError(
+#: Everything aiohttp and the socket layer raise for a failed exchange.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+def _translated(request: Request, exc: BaseException) -> errors.APIConnectionError:
+    """Return the SDK's error for an aiohttp or socket exception, saying whether the request left.
+
+    A plain function rather than a context manager: it runs only on failure, and the hot path
+    pays nothing for it.
+    """
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return errors.APITimeoutError(
             f"timed out connecting to {request.url}",
             method=request.method,
             url=request.url,
             may_have_reached_server=False,
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        raise errors.APITimeoutError(
+        )
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return errors.APITimeoutError(
             f"timed out waiting for the answer to {request.method} {request.url}",
             method=request.method,
             url=request.url,
-        ) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise errors.APIConnectionError(
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return errors.APIConnectionError(
             f"could not connect to {request.url}: {exc}",
             method=request.method,
             url=request.url,
             may_have_reached_server=False,
-        ) from exc
-    except (aiohttp.ClientError, OSError) as exc:
-        raise errors.APIConnectionError(
-            f"connection failed during {request.method} {request.url}: {exc!r}",
-            method=request.method,
-            url=request.url,
-        ) from exc
+        )
+    return errors.APIConnectionError(
+        f"connection failed during {request.method} {request.url}: {exc!r}",
+        method=request.method,
+        url=request.url,
+    )
 
 
 class AiohttpTransport:
@@ -160,7 +160,16 @@ class AiohttpTransport:
     async def send(self, request: Request, limits: AttemptTimeout) -> Response:
         """Send ``request`` once and read the whole answer."""
         session = self._check_open()
-        with _translated_errors(request), _body(request) as data:
+        if isinstance(request.body, Upload):
+            with _upload_form(request.body) as form:
+                return await self._exchange(session, request, limits, form)
+        return await self._exchange(session, request, limits, request.body)
+
+    @staticmethod
+    async def _exchange(
+        session: aiohttp.ClientSession, request: Request, limits: AttemptTimeout, data: Any
+    ) -> Response:
+        try:
             async with session.request(
                 request.method,
                 # The URL is already percent-encoded by _sansio; keep yarl from re-encoding it.
@@ -171,13 +180,15 @@ class AiohttpTransport:
             ) as resp:
                 body = await resp.read()
                 return Response(status=resp.status, headers=resp.headers, body=body)
+        except _TRANSPORT_ERRORS as exc:
+            raise _translated(request, exc) from exc
 
     async def stream(
         self, request: Request, limits: AttemptTimeout, sink: DownloadSink
     ) -> Response:
         """Send ``request``; pass a 2xx body to ``sink`` chunk by chunk, read any other whole."""
         session = self._check_open()
-        with _translated_errors(request):
+        try:
             async with session.request(
                 request.method,
                 URL(request.url, encoded=True),
@@ -200,6 +211,8 @@ class AiohttpTransport:
                 async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
                     sink.write(chunk)
                 return Response(status=resp.status, headers=resp.headers, body=b"")
+        except _TRANSPORT_ERRORS as exc:
+            raise _translated(request, exc) from exc
 
     async def aclose(self) -> None:
         """Close the session if this transport created it; idempotent."""
