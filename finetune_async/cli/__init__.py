@@ -1,4 +1,11 @@
-"""The ``finetune-async`` command line (for now: ``finetune-async emulator``)."""
+"""The ``finetune-async`` command line (also ``python -m finetune_async``).
+
+``jobs create|list|get|cancel|pause|resume|events|checkpoints|wait|watch``,
+``files upload|list|get|delete|download``, ``batches create|list|get|cancel|wait``,
+``emulator`` and ``demo``. Tables and live progress on a terminal; ``--json`` (or a pipe) gives
+one JSON object per line. Errors print one line and exit non-zero: 1 for an API or connection
+error (with the request id), 2 for bad input or a missing key, 130 for Ctrl-C.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,127 @@ from typing import TYPE_CHECKING
 
 from .._version import __version__
 from ..emulator import Emulator, Faults
+from ..errors import FinetuneError, InvalidParameterError
+from ._commands import COMMANDS, _number
+from ._config import add_client_arguments, make_client
+from ._demo import run_demo
+from ._output import Output
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["main"]
+
+
+def _add_output(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json", action="store_true", default=None, help="one JSON object per line"
+    )
+
+
+def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    jobs = commands.add_parser("jobs", help="fine-tuning jobs").add_subparsers(
+        dest="action", required=True
+    )
+
+    def sub(name: str, text: str) -> argparse.ArgumentParser:
+        parser = jobs.add_parser(name, help=text)
+        add_client_arguments(parser)
+        _add_output(parser)
+        return parser
+
+    create = sub("create", "create a fine-tuning job")
+    create.add_argument("--model", required=True)
+    create.add_argument("--training-file", required=True, help="id of an uploaded fine-tune file")
+    create.add_argument("--validation-file")
+    create.add_argument("--method", choices=("supervised", "dpo", "reinforcement"))
+    create.add_argument("--n-epochs", type=_number, help='"auto" or 1-50')
+    create.add_argument("--batch-size", type=_number, help='"auto" or 1-256')
+    create.add_argument("--learning-rate-multiplier", type=_number, help='"auto" or > 0')
+    create.add_argument("--beta", type=_number, help='DPO beta: "auto" or (0, 2]')
+    create.add_argument("--suffix", help="up to 64 characters added to the model name")
+    create.add_argument("--seed", type=int)
+    create.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    listing = sub("list", "list jobs, newest first")
+    listing.add_argument("--limit", type=int, help="page size")
+    listing.add_argument("--max", type=int, help="stop after this many")
+    listing.add_argument("--metadata", action="append", metavar="KEY=VALUE", help="filter")
+    for name, text in (
+        ("get", "show a job"),
+        ("cancel", "cancel a job"),
+        ("pause", "pause a job"),
+        ("resume", "resume a job"),
+        ("checkpoints", "list a job's checkpoints"),
+    ):
+        sub(name, text).add_argument("job_id")
+    events = sub("events", "show a job's events (oldest first)")
+    events.add_argument("job_id")
+    events.add_argument("--limit", type=int, default=20, help="how many recent events")
+    events.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing new events, like tail -f"
+    )
+    events.add_argument("--poll-interval", type=float, default=5.0)
+    wait = sub("wait", "follow a job live until it ends; exit 0 if it succeeded")
+    wait.add_argument("job_id")
+    wait.add_argument("--poll-interval", type=float, default=10.0)
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    watch = sub("watch", "follow many jobs live until they all end")
+    watch.add_argument("job_ids", nargs="+")
+    watch.add_argument("--poll-interval", type=float, default=10.0)
+    watch.add_argument("--max-concurrency", type=int, default=32)
+    watch.add_argument("--timeout", type=float, help="give up after this many seconds")
+
+
+def _files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    files = commands.add_parser("files", help="files").add_subparsers(dest="action", required=True)
+
+    def sub(name: str, text: str) -> argparse.ArgumentParser:
+        parser = files.add_parser(name, help=text)
+        add_client_arguments(parser)
+        _add_output(parser)
+        return parser
+
+    upload = sub("upload", "upload a file (streamed)")
+    upload.add_argument("path")
+    upload.add_argument(
+        "--purpose", required=True, help="fine-tune, batch, assistants, vision, user_data, evals"
+    )
+    listing = sub("list", "list files")
+    listing.add_argument("--purpose")
+    listing.add_argument("--limit", type=int, help="page size")
+    listing.add_argument("--max", type=int, help="stop after this many")
+    sub("get", "show a file").add_argument("file_id")
+    sub("delete", "delete a file").add_argument("file_id")
+    download = sub("download", "download a file's contents (streamed)")
+    download.add_argument("file_id")
+    download.add_argument("path", help="a file name, or a folder")
+
+
+def _batches(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    batches = commands.add_parser("batches", help="batches").add_subparsers(
+        dest="action", required=True
+    )
+
+    def sub(name: str, text: str) -> argparse.ArgumentParser:
+        parser = batches.add_parser(name, help=text)
+        add_client_arguments(parser)
+        _add_output(parser)
+        return parser
+
+    create = sub("create", "create a batch from an uploaded file")
+    create.add_argument("--input-file-id", required=True)
+    create.add_argument("--endpoint", required=True, help="e.g. /v1/chat/completions")
+    create.add_argument("--completion-window", default="24h")
+    create.add_argument("--metadata", action="append", metavar="KEY=VALUE")
+    listing = sub("list", "list batches")
+    listing.add_argument("--limit", type=int, help="page size")
+    listing.add_argument("--max", type=int, help="stop after this many")
+    sub("get", "show a batch").add_argument("batch_id")
+    sub("cancel", "cancel a batch").add_argument("batch_id")
+    wait = sub("wait", "wait for a batch to end; exit 0 if it completed")
+    wait.add_argument("batch_id")
+    wait.add_argument("--poll-interval", type=float, default=10.0)
+    wait.add_argument("--timeout", type=float, help="give up after this many seconds")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,8 +147,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"finetune-async {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
+    _jobs(commands)
+    _files(commands)
+    _batches(commands)
     emu = commands.add_parser(
-        "emulator", help="run the local OpenAI-compatible fine-tuning emulator until Ctrl-C"
+        "emulator", help="run the local OpenAI-compatible emulator until Ctrl-C"
     )
     emu.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     emu.add_argument(
@@ -42,12 +168,19 @@ def _parser() -> argparse.ArgumentParser:
     emu.add_argument("--latency", type=float, default=0.0, help="extra seconds before each answer")
     emu.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of injected 429s")
     emu.add_argument(
-        "--rate-limit", type=float, default=None, help="requests per second before answering 429"
+        "--rate-limit", type=float, default=None, help="requests per second before 429"
     )
+    demo = commands.add_parser(
+        "demo", help="a whole workflow on an embedded emulator: no key, no network"
+    )
+    demo.add_argument(
+        "--speed", type=float, default=60.0, help="emulator clock speed-up (default 60)"
+    )
+    _add_output(demo)
     return parser
 
 
-async def _run_emulator(args: argparse.Namespace) -> None:
+async def _run_emulator(args: argparse.Namespace) -> int:
     faults = Faults(
         rate_429=args.rate_429,
         rate_5xx=args.rate_5xx,
@@ -70,19 +203,44 @@ async def _run_emulator(args: argparse.Namespace) -> None:
         faults=faults,
     )
     async with emulator:
-        print(f"finetune-async emulator listening on {emulator.url}", flush=True)  # noqa: T201
+        print(f"finetune-async emulator listening on {emulator.url}", flush=True)
         await stop.wait()
+    return 0
+
+
+async def _run_api_command(args: argparse.Namespace, out: Output) -> int:
+    handler = COMMANDS[(args.command, args.action)]
+    async with make_client(args) as client:
+        return await handler(client, args, out)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"finetune-async: error: {message}", file=sys.stderr)
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "emulator":
+        return asyncio.run(_run_emulator(args))
+    out = Output(json_mode=args.json)
+    if args.command == "demo":
+        return asyncio.run(run_demo(out, speed=args.speed))
+    return asyncio.run(_run_api_command(args, out))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Exit codes: 0 done, 1 an API or connection error (one line, with the request id) or a job
+    or batch that did not succeed, 2 bad input or a missing key, 130 interrupted (Ctrl-C).
+    """
     args = _parser().parse_args(argv)
     try:
-        if args.command == "emulator":
-            asyncio.run(_run_emulator(args))
+        return _dispatch(args)
     except KeyboardInterrupt:
-        return 130
-    except (OSError, ValueError) as exc:
-        print(f"finetune-async: error: {exc}", file=sys.stderr)  # noqa: T201
-        return 1
-    return 0
+        return _fail("interrupted", 130)
+    except InvalidParameterError as exc:
+        # Bad input is the caller's to fix: the same code as argparse's usage errors.
+        return _fail(str(exc), 2)
+    except (FinetuneError, OSError, ValueError) as exc:
+        return _fail(str(exc), 1)

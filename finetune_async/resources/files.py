@@ -20,6 +20,7 @@ from ..types import FileDeleted, FileObject, Page
 from ._requester import Requester
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
 
@@ -31,7 +32,10 @@ _ORDERS = ("asc", "desc")
 # Prism answers 406 to `Accept: application/octet-stream` on this route (COMPAT.md).
 _ANY_CONTENT = {"Accept": "*/*"}
 
-FileInput: TypeAlias = "str | os.PathLike[str] | bytes | IO[bytes] | tuple[str, bytes | IO[bytes]]"
+FileInput: TypeAlias = (
+    "str | os.PathLike[str] | bytes | IO[bytes] | io.RawIOBase | io.BufferedIOBase"
+    " | tuple[str, bytes | IO[bytes] | io.RawIOBase | io.BufferedIOBase]"
+)
 """A path, bytes, a binary file object, or ``(filename, bytes or file object)``."""
 
 
@@ -96,7 +100,7 @@ def upload_source(file: object) -> Upload:
 class _PartFile:
     """A download's temporary file: written in chunks, renamed into place only when whole."""
 
-    def __init__(self, target: Path) -> None:
+    def __init__(self, target: Path, on_progress: Callable[[int], object] | None = None) -> None:
         if target.is_dir():
             msg = f"path: {target} is a directory; give a file name"
             raise InvalidParameterError(msg, param="path")
@@ -107,6 +111,7 @@ class _PartFile:
         self.part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.part")
         self._handle = self.part.open("wb")
         self._offset = 0
+        self._on_progress = on_progress
 
     @property
     def offset(self) -> int:
@@ -115,11 +120,15 @@ class _PartFile:
     def write(self, chunk: bytes) -> None:
         self._handle.write(chunk)
         self._offset += len(chunk)
+        if self._on_progress is not None:
+            self._on_progress(self._offset)
 
     def restart(self) -> None:
         self._handle.seek(0)
         self._handle.truncate()
         self._offset = 0
+        if self._on_progress is not None:
+            self._on_progress(0)
 
     def __enter__(self) -> Self:
         return self
@@ -225,15 +234,27 @@ class AsyncFiles:
             "GET", _file_path(file_id, "/content"), bytes, headers=_ANY_CONTENT
         )
 
-    async def download(self, file_id: str, path: str | os.PathLike[str]) -> Path:
+    async def download(
+        self,
+        file_id: str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: Callable[[int], object] | None = None,
+    ) -> Path:
         """Stream a file's contents to ``path``; returns the path.
 
         The bytes go to a temporary file beside ``path``, renamed into place only once complete:
         a failed download never leaves a truncated file under the final name. A connection
         dropped midway is retried, resuming with a ``Range`` request where the server allows it.
+
+        Args:
+            file_id: The file's id.
+            path: Where the file goes (its folder must exist).
+            on_progress: Called with the bytes written so far after every chunk (0 when a retry
+                starts over), e.g. to drive a progress bar.
         """
         url = _file_path(file_id, "/content")
-        with _PartFile(Path(os.fspath(path))) as sink:
+        with _PartFile(Path(os.fspath(path)), on_progress) as sink:
             target = sink.target
             await self._requester.download(url, sink, headers=_ANY_CONTENT)
         return target
@@ -297,6 +318,14 @@ class Files:
         """Blocking twin of ``AsyncFiles.content``."""
         return self._runner.call(partial(self._async_api.content, file_id))
 
-    def download(self, file_id: str, path: str | os.PathLike[str]) -> Path:
+    def download(
+        self,
+        file_id: str,
+        path: str | os.PathLike[str],
+        *,
+        on_progress: Callable[[int], object] | None = None,
+    ) -> Path:
         """Blocking twin of ``AsyncFiles.download`` (streamed to a temporary name, then renamed)."""
-        return self._runner.call(partial(self._async_api.download, file_id, path))
+        return self._runner.call(
+            partial(self._async_api.download, file_id, path, on_progress=on_progress)
+        )

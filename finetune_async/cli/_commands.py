@@ -1,0 +1,266 @@
+"""The handlers of ``finetune-async jobs|files|batches ...``: one coroutine per command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from .._client import AsyncClient
+from ..errors import InvalidParameterError
+from ._live import ProgressReader, follow_jobs, transfer_progress
+from ._output import Output
+
+__all__ = ["COMMANDS", "parse_pairs"]
+
+Handler = Callable[[AsyncClient, argparse.Namespace, Output], Awaitable[int]]
+
+JOB_COLUMNS = ("id", "status", "model", "fine_tuned_model", "created_at", "finished_at")
+EVENT_COLUMNS = ("created_at", "level", "message")
+CHECKPOINT_COLUMNS = ("id", "step_number", "fine_tuned_model_checkpoint", "metrics")
+FILE_COLUMNS = ("id", "filename", "purpose", "bytes", "status", "created_at")
+BATCH_COLUMNS = ("id", "status", "endpoint", "request_counts", "output_file_id", "error_file_id")
+
+
+def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str] | None:
+    """Turn ``["k=v", ...]`` into a dict, or raise naming the bad one."""
+    if not pairs:
+        return None
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidParameterError(f"{option}: expected KEY=VALUE, got {pair!r}", param=option)
+        result[key] = value
+    return result
+
+
+def _method(args: argparse.Namespace) -> dict[str, Any] | None:
+    hyper = {
+        name: value
+        for name, value in (
+            ("n_epochs", args.n_epochs),
+            ("batch_size", args.batch_size),
+            ("learning_rate_multiplier", args.learning_rate_multiplier),
+            ("beta", args.beta),
+        )
+        if value is not None
+    }
+    if args.method is None and not hyper:
+        return None
+    kind = args.method or "supervised"
+    return {"type": kind, kind: {"hyperparameters": hyper}}
+
+
+def _number(text: str) -> int | float | str:
+    """``auto``, an int, or a float, as the hyperparameter flags take them."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+async def jobs_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    job = await client.fine_tuning.jobs.create(
+        model=args.model,
+        training_file=args.training_file,
+        validation_file=args.validation_file,
+        method=_method(args),
+        suffix=args.suffix,
+        seed=args.seed,
+        metadata=parse_pairs(args.metadata, "--metadata"),
+    )
+    out.record(job, title="created")
+    return 0
+
+
+async def jobs_list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    pager = client.fine_tuning.jobs.list(
+        limit=args.limit, metadata=parse_pairs(args.metadata, "--metadata")
+    )
+    await out.atable(pager, JOB_COLUMNS, title="fine-tuning jobs", limit=args.max)
+    return 0
+
+
+async def _collect(iterator: Any, count: int | None) -> list[Any]:
+    items = []
+    async for item in iterator:
+        items.append(item)
+        if count is not None and len(items) >= count:
+            break
+    return items
+
+
+async def jobs_get(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    out.record(await client.fine_tuning.jobs.retrieve(args.job_id))
+    return 0
+
+
+def _transition(action: str) -> Handler:
+    async def handler(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+        job = await getattr(client.fine_tuning.jobs, action)(args.job_id)
+        out.record(job, title=f"{action}: {job.status}")
+        return 0
+
+    return handler
+
+
+async def jobs_events(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    if args.follow:
+        async for event in client.fine_tuning.jobs.stream_events(
+            args.job_id, poll_interval=args.poll_interval
+        ):
+            if out.json:
+                out.emit(event)
+            else:
+                out.message(f"{event.created_at}  {event.level}  {event.message}")
+        return 0
+    # The newest page, shown oldest first like a log.
+    async for page in client.fine_tuning.jobs.list_events(args.job_id, limit=args.limit).pages():
+        out.table(list(reversed(page.data)), EVENT_COLUMNS, title=f"events of {args.job_id}")
+        break
+    return 0
+
+
+async def jobs_checkpoints(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    checkpoints = await _collect(client.fine_tuning.jobs.checkpoints.list(args.job_id), None)
+    out.table(checkpoints, CHECKPOINT_COLUMNS, title=f"checkpoints of {args.job_id}")
+    return 0
+
+
+async def jobs_wait(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    final = await follow_jobs(
+        client, [args.job_id], out, poll_interval=args.poll_interval, timeout=args.timeout
+    )
+    job = final[args.job_id]
+    if not out.json:
+        out.record(job, title=f"{job.id}: {job.status}")
+    return 0 if str(job.status).lower() == "succeeded" else 1
+
+
+async def jobs_watch(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    final = await follow_jobs(
+        client,
+        list(dict.fromkeys(args.job_ids)),
+        out,
+        poll_interval=args.poll_interval,
+        max_concurrency=args.max_concurrency,
+        timeout=args.timeout,
+    )
+    if not out.json:
+        out.table(final.values(), JOB_COLUMNS, title="final states")
+    ok = all(str(job.status).lower() == "succeeded" for job in final.values())
+    return 0 if ok else 1
+
+
+def _file_size(path: Path) -> int:
+    if not path.is_file():
+        raise InvalidParameterError(f"no such file: {path}", param="path")
+    return path.stat().st_size
+
+
+def _download_target(path: Path, file_id: str) -> Path:
+    return path / file_id if path.is_dir() else path
+
+
+async def files_upload(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    path = Path(args.path)
+    progress, advance = transfer_progress(out, f"uploading {path.name}", _file_size(path))
+    with progress:
+        reader = ProgressReader(path, advance)
+        try:
+            uploaded = await client.files.create(file=reader, purpose=args.purpose)
+        finally:
+            reader.close()
+    out.record(uploaded, title="uploaded")
+    return 0
+
+
+async def files_list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    pager = client.files.list(purpose=args.purpose, limit=args.limit)
+    await out.atable(pager, FILE_COLUMNS, title="files", limit=args.max)
+    return 0
+
+
+async def files_get(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    out.record(await client.files.retrieve(args.file_id))
+    return 0
+
+
+async def files_delete(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    out.record(await client.files.delete(args.file_id))
+    return 0
+
+
+async def files_download(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    size = (await client.files.retrieve(args.file_id)).bytes
+    target = _download_target(Path(args.path), args.file_id)
+    progress, advance = transfer_progress(out, f"downloading {args.file_id}", size)
+    with progress:
+        written = await client.files.download(args.file_id, target, on_progress=advance)
+    out.message(f"saved {args.file_id} to {written}", file_id=args.file_id, path=os.fspath(written))
+    return 0
+
+
+async def batches_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    batch = await client.batches.create(
+        input_file_id=args.input_file_id,
+        endpoint=args.endpoint,
+        completion_window=args.completion_window,
+        metadata=parse_pairs(args.metadata, "--metadata"),
+    )
+    out.record(batch, title="created")
+    return 0
+
+
+async def batches_list(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    await out.atable(
+        client.batches.list(limit=args.limit), BATCH_COLUMNS, title="batches", limit=args.max
+    )
+    return 0
+
+
+async def batches_get(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    out.record(await client.batches.retrieve(args.batch_id))
+    return 0
+
+
+async def batches_cancel(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    out.record(await client.batches.cancel(args.batch_id))
+    return 0
+
+
+async def batches_wait(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    batch = await client.batches.wait(
+        args.batch_id, poll_interval=args.poll_interval, timeout=args.timeout
+    )
+    out.record(batch, title=f"{batch.id}: {batch.status}")
+    return 0 if str(batch.status).lower() == "completed" else 1
+
+
+COMMANDS: dict[tuple[str, str], Handler] = {
+    ("jobs", "create"): jobs_create,
+    ("jobs", "list"): jobs_list,
+    ("jobs", "get"): jobs_get,
+    ("jobs", "cancel"): _transition("cancel"),
+    ("jobs", "pause"): _transition("pause"),
+    ("jobs", "resume"): _transition("resume"),
+    ("jobs", "events"): jobs_events,
+    ("jobs", "checkpoints"): jobs_checkpoints,
+    ("jobs", "wait"): jobs_wait,
+    ("jobs", "watch"): jobs_watch,
+    ("files", "upload"): files_upload,
+    ("files", "list"): files_list,
+    ("files", "get"): files_get,
+    ("files", "delete"): files_delete,
+    ("files", "download"): files_download,
+    ("batches", "create"): batches_create,
+    ("batches", "list"): batches_list,
+    ("batches", "get"): batches_get,
+    ("batches", "cancel"): batches_cancel,
+    ("batches", "wait"): batches_wait,
+}
