@@ -128,6 +128,21 @@ def _page(
     return page
 
 
+def _page_of_live(
+    request: web.Request, objects: Sequence[JobSim | BatchSim], now: float
+) -> dict[str, Any]:
+    """Page jobs or batches by id, bringing only the page's objects up to the clock."""
+    page = _page(request, [{"id": obj.id} for obj in objects], default=20)
+    by_id = {obj.id: obj for obj in objects}
+    data = []
+    for item in page["data"]:
+        obj = by_id[item["id"]]
+        obj.sync(now)
+        data.append(obj.to_json())
+    page["data"] = data
+    return page
+
+
 async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
     raw = await request.read()
     if not raw.strip():
@@ -323,15 +338,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         if wanted and any((job.metadata or {}).get(k) != v for k, v in wanted.items()):
             continue
         jobs.append(job)
-    page = _page(request, [{"id": job.id} for job in jobs], default=20)
-    by_id = {job.id: job for job in jobs}
-    data = []
-    for item in page["data"]:
-        job = by_id[item["id"]]
-        job.sync(now)
-        data.append(job.to_json())
-    page["data"] = data
-    return _json(page)
+    return _json(_page_of_live(request, jobs, now))
 
 
 async def retrieve_job(request: web.Request) -> web.Response:
@@ -507,17 +514,7 @@ async def create_batch(request: web.Request) -> web.Response:
 async def list_batches(request: web.Request) -> web.Response:
     """GET /batches: newest first."""
     state = _state(request)
-    now = state.now()
-    batches = list(reversed(state.batches.values()))
-    page = _page(request, [{"id": b.id} for b in batches], default=20)
-    by_id = {b.id: b for b in batches}
-    data = []
-    for item in page["data"]:
-        batch = by_id[item["id"]]
-        batch.sync(now)
-        data.append(batch.to_json())
-    page["data"] = data
-    return _json(page)
+    return _json(_page_of_live(request, list(reversed(state.batches.values())), state.now()))
 
 
 async def retrieve_batch(request: web.Request) -> web.Response:

@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from .._pagination import AsyncPager
+from .._validation import check_after, check_limit
+
 if TYPE_CHECKING:
     from .._sansio import DownloadSink
+    from ..types import Page
 
-__all__ = ["Query", "Requester"]
+__all__ = ["Query", "Requester", "paginate"]
 
 T = TypeVar("T")
 
@@ -51,3 +55,26 @@ class Requester(Protocol):
     ) -> None:
         """GET ``path`` and stream the answer into ``sink`` (resumed with ``Range`` on retries)."""
         ...
+
+
+def paginate(
+    requester: Requester,
+    path: str,
+    page_type: type[Page[T]],
+    *,
+    limit: object,
+    after: object,
+    query: Query = (),
+) -> AsyncPager[T]:
+    """Return the lazy pager of a list endpoint, its ``limit`` and ``after`` checked now.
+
+    Raises:
+        InvalidParameterError: A non-positive limit or an empty cursor (nothing is sent).
+    """
+    page_size = check_limit(limit)
+
+    async def fetch(cursor: str | None) -> Page[T]:
+        pairs = (*query, ("after", cursor), ("limit", page_size))
+        return await requester.request("GET", path, page_type, query=pairs)
+
+    return AsyncPager(fetch, after=check_after(after))

@@ -10,9 +10,9 @@ import attrs
 from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_terminal, wait_for
 from .._sansio import path_segment
-from .._validation import check_after, check_id, check_limit, check_metadata, check_one_of
+from .._validation import check_id, check_metadata, check_one_of
 from ..types import Batch, BatchEndpoint, Page
-from ._requester import Requester
+from ._requester import Requester, paginate
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -109,13 +109,7 @@ class AsyncBatches:
         Raises:
             InvalidParameterError: A non-positive limit (nothing is sent).
         """
-        limit = check_limit(limit)
-
-        async def fetch(cursor: str | None) -> Page[Batch]:
-            query = (("after", cursor), ("limit", limit))
-            return await self._requester.request("GET", "/batches", Page[Batch], query=query)
-
-        return AsyncPager(fetch, after=check_after(after))
+        return paginate(self._requester, "/batches", Page[Batch], limit=limit, after=after)
 
 
 @attrs.frozen

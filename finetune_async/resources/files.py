@@ -14,10 +14,10 @@ import attrs
 from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_file_processed, wait_for
 from .._sansio import Upload, path_segment
-from .._validation import check_after, check_id, check_limit, check_one_of
+from .._validation import check_id, check_one_of
 from ..errors import FinetuneError, InvalidParameterError
 from ..types import FileDeleted, FileObject, Page
-from ._requester import Requester
+from ._requester import Requester, paginate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -190,14 +190,11 @@ class AsyncFiles:
             InvalidParameterError: An empty purpose, a non-positive limit or a bad order.
         """
         kind = None if purpose is None else check_id(purpose, "purpose")
-        limit = check_limit(limit)
         sort = check_one_of(order, "order", _ORDERS)
-
-        async def fetch(cursor: str | None) -> Page[FileObject]:
-            query = (("purpose", kind), ("limit", limit), ("after", cursor), ("order", sort))
-            return await self._requester.request("GET", "/files", Page[FileObject], query=query)
-
-        return AsyncPager(fetch, after=check_after(after))
+        filters = (("purpose", kind), ("order", sort))
+        return paginate(
+            self._requester, "/files", Page[FileObject], limit=limit, after=after, query=filters
+        )
 
     async def delete(self, file_id: str) -> FileDeleted:
         """Delete a file."""

@@ -12,9 +12,7 @@ from .._pagination import AsyncPager, Pager, Runner, iterate_blocking
 from .._polling import JobWatch, Watcher, check_poll_settings, is_terminal, stream_events, wait_for
 from .._sansio import path_segment
 from .._validation import (
-    check_after,
     check_id,
-    check_limit,
     check_one_of,
     fine_tuning_job_body,
     metadata_query,
@@ -32,7 +30,7 @@ from ..types import (
     Method,
     Page,
 )
-from ._requester import Requester
+from ._requester import Requester, paginate
 
 __all__ = [
     "AsyncCheckpointPermissions",
@@ -79,17 +77,9 @@ class AsyncJobCheckpoints:
             InvalidParameterError: An empty id or a non-positive limit (nothing is sent).
         """
         path = _job_path(job_id, "/checkpoints")
-        limit = check_limit(limit)
-
-        async def fetch(cursor: str | None) -> Page[FineTuningJobCheckpoint]:
-            return await self._requester.request(
-                "GET",
-                path,
-                Page[FineTuningJobCheckpoint],
-                query=(("after", cursor), ("limit", limit)),
-            )
-
-        return AsyncPager(fetch, after=check_after(after))
+        return paginate(
+            self._requester, path, Page[FineTuningJobCheckpoint], limit=limit, after=after
+        )
 
 
 @attrs.frozen
@@ -171,16 +161,15 @@ class AsyncJobs:
         Raises:
             InvalidParameterError: A non-positive limit or bad metadata (nothing is sent).
         """
-        limit = check_limit(limit)
         filters = metadata_query(metadata)
-
-        async def fetch(cursor: str | None) -> Page[FineTuningJob]:
-            query = [("after", cursor), ("limit", limit), *filters]
-            return await self._requester.request(
-                "GET", "/fine_tuning/jobs", Page[FineTuningJob], query=query
-            )
-
-        return AsyncPager(fetch, after=check_after(after))
+        return paginate(
+            self._requester,
+            "/fine_tuning/jobs",
+            Page[FineTuningJob],
+            limit=limit,
+            after=after,
+            query=filters,
+        )
 
     def list_events(
         self, job_id: str, *, limit: int | None = None, after: str | None = None
@@ -196,14 +185,7 @@ class AsyncJobs:
             InvalidParameterError: An empty id or a non-positive limit (nothing is sent).
         """
         path = _job_path(job_id, "/events")
-        limit = check_limit(limit)
-
-        async def fetch(cursor: str | None) -> Page[FineTuningJobEvent]:
-            return await self._requester.request(
-                "GET", path, Page[FineTuningJobEvent], query=(("after", cursor), ("limit", limit))
-            )
-
-        return AsyncPager(fetch, after=check_after(after))
+        return paginate(self._requester, path, Page[FineTuningJobEvent], limit=limit, after=after)
 
     async def wait(
         self, job_id: str, *, poll_interval: float = 10.0, timeout: float | None = None
@@ -342,17 +324,17 @@ class AsyncCheckpointPermissions:
             InvalidParameterError: Bad ids, limit or order (nothing is sent).
         """
         path = _permissions_path(fine_tuned_model_checkpoint)
-        limit = check_limit(limit)
         project = None if project_id is None else check_id(project_id, "project_id")
         sort = check_one_of(order, "order", _PERMISSION_ORDERS)
-
-        async def fetch(cursor: str | None) -> Page[CheckpointPermission]:
-            query = (("project_id", project), ("after", cursor), ("limit", limit), ("order", sort))
-            return await self._requester.request(
-                "GET", path, Page[CheckpointPermission], query=query
-            )
-
-        return AsyncPager(fetch, after=check_after(after))
+        filters = (("project_id", project), ("order", sort))
+        return paginate(
+            self._requester,
+            path,
+            Page[CheckpointPermission],
+            limit=limit,
+            after=after,
+            query=filters,
+        )
 
     async def delete(
         self, permission_id: str, *, fine_tuned_model_checkpoint: str
