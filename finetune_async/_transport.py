@@ -64,7 +64,9 @@ def _range_start(content_range: str | None) -> int | None:
 @contextlib.contextmanager
 def _upload_form(body: Upload) -> Iterator[aiohttp.FormData]:
     """Yield a multipart form that streams the upload's source, closed afterwards if ours."""
-    form = aiohttp.FormData()
+    # quote_fields=False: the file name goes out as it is (escaped quotes, UTF-8), not
+    # percent-encoded into "my%20data.jsonl" as aiohttp's default would store it.
+    form = aiohttp.FormData(quote_fields=False)
     for name, value in body.fields:
         form.add_field(name, value)
     handle = body.open()

@@ -26,6 +26,7 @@ __all__ = ["JobBoard", "ProgressReader", "follow_jobs", "transfer_progress"]
 
 try:  # the optional UI library
     from rich.live import Live
+    from rich.markup import escape
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
     from rich.table import Table
 except ImportError:  # pragma: no cover - without the cli extra
@@ -222,7 +223,7 @@ def transfer_progress(
         console=out.console,
         transient=False,
     )
-    task = progress.add_task(description, total=total)
+    task = progress.add_task(escape(description), total=total)
     return progress, lambda done: progress.update(task, completed=done)
 
 

@@ -62,7 +62,13 @@ class Output:
         self.stream = stream or sys.stdout
         self.is_terminal = self.stream.isatty()
         self.json = (not self.is_terminal) if json_mode is None else json_mode
-        self.console = Console(file=self.stream) if Console is not None and not self.json else None
+        # Data is printed as data: no markup ("[v2]" in a path), no emoji (":x:" in a model
+        # name), no guessing of highlights.
+        self.console = (
+            Console(file=self.stream, markup=False, emoji=False, highlight=False)
+            if Console is not None and not self.json
+            else None
+        )
 
     def emit(self, value: Any) -> None:
         """Print one JSON object on its own line (JSON mode)."""
