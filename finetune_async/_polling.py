@@ -300,7 +300,9 @@ class Watcher(Generic[T]):
             return
         watched.failures += 1
         permanent = status in _PERMANENT
-        if watched.failures == self._failure_threshold or (permanent and watched.failures == 1):
+        # Report once per run of failures: at once for a permanent error, else at the threshold.
+        report_at = 1 if permanent else self._failure_threshold
+        if watched.failures == report_at:
             self._updates.append(Observation(object_id, watched.last, watched.status, exc))
         delay = backoff_delay(watched.failures - 1, self._backoff, self._rng)
         if permanent:
