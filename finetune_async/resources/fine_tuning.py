@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 
@@ -42,6 +42,28 @@ __all__ = [
 ]
 
 _PERMISSION_ORDERS = ("ascending", "descending")
+
+T = TypeVar("T")
+
+
+def _child(namespace: Callable[[Requester], T]) -> T:
+    """A nested namespace (``jobs.checkpoints``...) built from its parent's requester."""
+    built: T = attrs.field(
+        init=False, default=attrs.Factory(lambda self: namespace(self._requester), takes_self=True)
+    )
+    return built
+
+
+def _twin(namespace: Callable[[Any, Runner], T], attribute: str) -> T:
+    """A nested blocking namespace, wrapping the async parent's namespace of that name."""
+    built: T = attrs.field(
+        init=False,
+        default=attrs.Factory(
+            lambda self: namespace(getattr(self._async_api, attribute), self._runner),
+            takes_self=True,
+        ),
+    )
+    return built
 
 
 def _job_path(job_id: str, suffix: str = "") -> str:
@@ -87,10 +109,7 @@ class AsyncJobs:
     """``fine_tuning.jobs``: create, follow and control fine-tuning jobs."""
 
     _requester: Requester
-    checkpoints: AsyncJobCheckpoints = attrs.field(
-        init=False,
-        default=attrs.Factory(lambda self: AsyncJobCheckpoints(self._requester), takes_self=True),
-    )
+    checkpoints: AsyncJobCheckpoints = _child(AsyncJobCheckpoints)
 
     async def create(
         self,
@@ -355,12 +374,7 @@ class AsyncCheckpoints:
     """``fine_tuning.checkpoints``."""
 
     _requester: Requester
-    permissions: AsyncCheckpointPermissions = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda self: AsyncCheckpointPermissions(self._requester), takes_self=True
-        ),
-    )
+    permissions: AsyncCheckpointPermissions = _child(AsyncCheckpointPermissions)
 
 
 @attrs.frozen
@@ -368,13 +382,8 @@ class AsyncFineTuning:
     """``client.fine_tuning``: jobs and checkpoints."""
 
     _requester: Requester
-    jobs: AsyncJobs = attrs.field(
-        init=False, default=attrs.Factory(lambda self: AsyncJobs(self._requester), takes_self=True)
-    )
-    checkpoints: AsyncCheckpoints = attrs.field(
-        init=False,
-        default=attrs.Factory(lambda self: AsyncCheckpoints(self._requester), takes_self=True),
-    )
+    jobs: AsyncJobs = _child(AsyncJobs)
+    checkpoints: AsyncCheckpoints = _child(AsyncCheckpoints)
 
 
 # --- blocking twins: one line each, through the sync client's portal ----------------------------
@@ -400,12 +409,7 @@ class Jobs:
 
     _async_api: AsyncJobs
     _runner: Runner
-    checkpoints: JobCheckpoints = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda self: JobCheckpoints(self._async_api.checkpoints, self._runner), takes_self=True
-        ),
-    )
+    checkpoints: JobCheckpoints = _twin(JobCheckpoints, "checkpoints")
 
     def create(
         self,
@@ -586,13 +590,7 @@ class Checkpoints:
 
     _async_api: AsyncCheckpoints
     _runner: Runner
-    permissions: CheckpointPermissions = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda self: CheckpointPermissions(self._async_api.permissions, self._runner),
-            takes_self=True,
-        ),
-    )
+    permissions: CheckpointPermissions = _twin(CheckpointPermissions, "permissions")
 
 
 @attrs.frozen
@@ -601,15 +599,5 @@ class FineTuning:
 
     _async_api: AsyncFineTuning
     _runner: Runner
-    jobs: Jobs = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda self: Jobs(self._async_api.jobs, self._runner), takes_self=True
-        ),
-    )
-    checkpoints: Checkpoints = attrs.field(
-        init=False,
-        default=attrs.Factory(
-            lambda self: Checkpoints(self._async_api.checkpoints, self._runner), takes_self=True
-        ),
-    )
+    jobs: Jobs = _twin(Jobs, "jobs")
+    checkpoints: Checkpoints = _twin(Checkpoints, "checkpoints")
