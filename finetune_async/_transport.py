@@ -49,8 +49,21 @@ def _proxy_configured() -> bool:
     )
 
 
+def _outlived(limit: float | None, total: float | None) -> float | None:
+    """None when ``total`` runs out first anyway: the limit could never fire."""
+    return None if limit is not None and total is not None and total <= limit else limit
+
+
 def _client_timeout(limits: AttemptTimeout) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(total=limits.total, connect=limits.connect, sock_read=limits.read)
+    # Each limit is a timer aiohttp arms per request (the read one re-armed at every chunk);
+    # with the defaults (read 600 s, total 600 s) the read timer can never fire before the
+    # total one, so it is left out.
+    total = limits.total
+    return aiohttp.ClientTimeout(
+        total=total,
+        connect=_outlived(limits.connect, total),
+        sock_read=_outlived(limits.read, total),
+    )
 
 
 def _range_start(content_range: str | None) -> int | None:
