@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import random
+import weakref
 from collections import deque
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from ._config import Backoff
@@ -174,7 +176,11 @@ class Watcher(Generic[T]):
         self._paused_until = 0.0
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # Set only when iterated through __anext__ directly (the blocking twin, which closes it).
         self._generator: AsyncGenerator[Observation[T]] | None = None
+        self._current: weakref.ref[AsyncGenerator[Observation[T]]] | None = None
+        self._started = False
+        self._closed = False
         self._fatal: Exception | None = None
         if isinstance(ids, str):
             msg = "ids: pass a list of ids, not one string"
@@ -183,27 +189,47 @@ class Watcher(Generic[T]):
 
     # --- public surface --------------------------------------------------------------------------
 
-    def __aiter__(self) -> Watcher[T]:
-        """Return the watcher itself."""
-        return self
+    def __aiter__(self) -> AsyncGenerator[Observation[T]]:
+        """Start the watch and return its observations, once (a watch is iterated one time).
+
+        Nothing else holds the returned generator strongly: when an ``async for`` is left by
+        ``break`` and the generator dropped, it is finalized at once, which cancels the polls
+        in flight, even one the server never answers (poll tasks hold the watcher, so a watcher
+        that held its generator would keep both alive).
+        """
+        if self._started:
+            if self._closed:
+                return self._finished()
+            msg = "a watch can be iterated only once"
+            raise RuntimeError(msg)
+        self._started = True
+        now = asyncio.get_running_loop().time()
+        for object_id in self._initial:
+            self._track(object_id, now)
+        generator = self._run(now)
+        self._current = weakref.ref(generator)
+        return generator
 
     async def __anext__(self) -> Observation[T]:
         """Return the next observation; ``StopAsyncIteration`` once every object is final."""
         if self._generator is None:
-            self._generator = self._run()
+            self._generator = self.__aiter__()
         return await self._generator.__anext__()
 
     async def aclose(self) -> None:
         """Stop watching: cancel every poll in flight and wait for them to end."""
-        if self._generator is not None:
-            await self._generator.aclose()
-        else:
-            self._generator = self._finished()
+        self._closed = True
+        generator = self._generator or (self._current() if self._current is not None else None)
+        if generator is not None:
+            await generator.aclose()
+        elif not self._started:
+            self._started = True
+        await self._stop()
 
     def add(self, *ids: str) -> None:
         """Watch more objects; ids already watched are ignored. Call it from the loop's thread."""
         for object_id in map(_check_id, ids):
-            if self._generator is None:
+            if not self._started:
                 if object_id not in self._initial:
                     self._initial.append(object_id)
             else:
@@ -214,7 +240,7 @@ class Watcher(Generic[T]):
     @property
     def pending(self) -> int:
         """How many watched objects are not final yet."""
-        if self._generator is None:
+        if not self._started:
             return len(self._initial)
         return self._pending
 
@@ -365,13 +391,10 @@ class Watcher(Generic[T]):
             await asyncio.gather(*tasks, return_exceptions=True)
         self._in_flight.clear()
 
-    async def _run(self) -> AsyncGenerator[Observation[T]]:
+    async def _run(self, start: float) -> AsyncGenerator[Observation[T]]:
         loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        start = loop.time()
         deadline = None if self._timeout is None else start + self._timeout
-        for object_id in self._initial:
-            self._track(object_id, start)
         try:
             while True:
                 while self._updates:
@@ -430,23 +453,34 @@ class JobWatch:
     ``aclose()`` (or leaving an ``async for``) stops every poll at once.
     """
 
-    __slots__ = ("_watcher",)
+    __slots__ = ("_direct", "_watcher")
 
     def __init__(self, watcher: Watcher[FineTuningJob]) -> None:
         """Wrap a watcher of jobs."""
         self._watcher = watcher
+        self._direct: AsyncGenerator[JobUpdate] | None = None
 
-    def __aiter__(self) -> JobWatch:
-        """Return the watch itself."""
-        return self
+    def __aiter__(self) -> AsyncGenerator[JobUpdate]:
+        """Return the updates; leaving an ``async for`` early stops every poll at once."""
+        return self._updates()
+
+    async def _updates(self) -> AsyncGenerator[JobUpdate]:
+        async with aclosing(self._watcher.__aiter__()) as observations:
+            async for seen in observations:
+                yield JobUpdate(
+                    job=seen.record, previous_status=seen.previous_status, error=seen.error
+                )
 
     async def __anext__(self) -> JobUpdate:
-        """Return the next update."""
-        seen = await self._watcher.__anext__()
-        return JobUpdate(job=seen.record, previous_status=seen.previous_status, error=seen.error)
+        """Return the next update (for callers that drive the watch by hand)."""
+        if self._direct is None:
+            self._direct = self._updates()
+        return await self._direct.__anext__()
 
     async def aclose(self) -> None:
         """Stop watching; no poll is left running."""
+        if self._direct is not None:
+            await self._direct.aclose()
         await self._watcher.aclose()
 
     def add(self, *job_ids: str) -> None:

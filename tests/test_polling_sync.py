@@ -36,6 +36,8 @@ SMALL_METHOD: dict[str, Any] = {
 FOREVER = 100_000.0
 #: Bound of every blocking wait of this module, in seconds.
 BOUND = 10.0
+#: Outer bound of a blocking call whose own ``timeout`` is ``BOUND``.
+OUTER = BOUND + 5
 GRACE = 0.1
 QUIET = 0.3
 
@@ -99,7 +101,7 @@ def ticking(emu: Emulator, seconds: float = 5.0) -> Iterator[None]:
 
 
 def bounded(work: Callable[[], T]) -> T:
-    """Run ``work`` on a thread and return its result; fail if it takes over ``BOUND`` s."""
+    """Run ``work`` on a thread and return its result; fail if it takes over ``OUTER`` s."""
     result: list[T] = []
     failure: list[BaseException] = []
 
@@ -111,9 +113,9 @@ def bounded(work: Callable[[], T]) -> T:
 
     thread = threading.Thread(target=run, name="bounded", daemon=True)
     thread.start()
-    thread.join(BOUND)
+    thread.join(OUTER)
     if thread.is_alive():
-        pytest.fail(f"not done within {BOUND} s")
+        pytest.fail(f"not done within {OUTER} s")
     if failure:
         raise failure[0]
     return result[0]
@@ -145,7 +147,9 @@ def test_wait_returns_the_succeeded_job(emu: Emulator, client: Client) -> None:
     """``jobs.wait`` blocks until the job has succeeded and returns it."""
     job = new_job(client)
     with ticking(emu):
-        done = client.fine_tuning.jobs.wait(job.id, poll_interval=0.02, timeout=BOUND)
+        done = bounded(
+            lambda: client.fine_tuning.jobs.wait(job.id, poll_interval=0.02, timeout=BOUND)
+        )
     assert (job.id, "succeeded") == (done.id, done.status)
 
 
@@ -153,7 +157,7 @@ def test_wait_timeout_raises_with_the_job_as_last_seen(emu: Emulator, client: Cl
     """On a job that cannot finish, ``wait`` raises ``WaitTimeoutError`` with ``last`` set."""
     job = new_job(client)
     with pytest.raises(WaitTimeoutError) as raised:
-        client.fine_tuning.jobs.wait(job.id, poll_interval=0.05, timeout=0.5)
+        bounded(lambda: client.fine_tuning.jobs.wait(job.id, poll_interval=0.05, timeout=0.5))
     last = raised.value.last
     assert isinstance(last, FineTuningJob)
     assert (job.id, "validating_files") == (last.id, last.status)
@@ -164,15 +168,20 @@ def test_watch_is_a_plain_iterator_and_add_watches_more(emu: Emulator, client: C
     first, second = new_job(client), new_job(client)
     watch = client.fine_tuning.jobs.watch([first.id], poll_interval=0.02, timeout=BOUND)
     assert watch is iter(watch)
-    updates: list[JobUpdate] = []
-    for update in watch:
-        updates.append(update)
-        assert update.error is None
-        assert update.job is not None
-        if update.job.id == first.id and update.previous_status is None:
-            watch.add(second.id)
-        elif update.job.id == second.id and update.previous_status is None:
-            emu.advance(FOREVER)
+
+    def follow() -> list[JobUpdate]:
+        updates = []
+        for update in watch:
+            updates.append(update)
+            assert update.job is not None
+            if update.job.id == first.id and update.previous_status is None:
+                watch.add(second.id)
+            elif update.job.id == second.id and update.previous_status is None:
+                emu.advance(FOREVER)
+        return updates
+
+    updates = bounded(follow)
+    assert [None] * len(updates) == [u.error for u in updates]
     for job in (first, second):
         assert [(None, "validating_files"), ("validating_files", "succeeded")] == [
             (u.previous_status, u.job.status)
@@ -185,7 +194,7 @@ def test_watch_close_stops_polling(emu: Emulator, client: Client) -> None:
     """After ``close()`` the server sees no further poll, and the iterator is exhausted."""
     ids = [new_job(client).id for _ in range(4)]
     watch = client.fine_tuning.jobs.watch(ids, poll_interval=0.02, max_concurrency=2, timeout=BOUND)
-    firsts = [next(watch) for _ in ids]
+    firsts = bounded(lambda: [next(watch) for _ in ids])
     assert set(ids) == {u.job.id for u in firsts if u.job is not None}
     watch.close()
     assert_quiet(emu)
@@ -197,12 +206,19 @@ def test_watch_close_stops_polling(emu: Emulator, client: Client) -> None:
 def test_break_out_of_watch_stops_polling(emu: Emulator, client: Client) -> None:
     """After ``break`` out of ``for update in watch``, the server sees no further poll."""
     ids = [new_job(client).id for _ in range(4)]
-    for seen, _ in enumerate(
-        client.fine_tuning.jobs.watch(ids, poll_interval=0.02, max_concurrency=2, timeout=BOUND),
-        start=1,
-    ):
-        if seen == 3:
-            break
+
+    def follow() -> int:
+        for seen, _ in enumerate(
+            client.fine_tuning.jobs.watch(
+                ids, poll_interval=0.02, max_concurrency=2, timeout=BOUND
+            ),
+            start=1,
+        ):
+            if seen == 3:
+                return seen
+        return 0
+
+    assert 3 == bounded(follow)
     assert_quiet(emu)
 
 
@@ -221,9 +237,13 @@ def test_stream_events_yields_each_event_once_oldest_first(emu: Emulator, client
 def test_stream_events_stops_polling_when_left_early(emu: Emulator, client: Client) -> None:
     """Leaving the blocking stream early stops its polls."""
     job = new_job(client)
-    for event in client.fine_tuning.jobs.stream_events(job.id, poll_interval=0.02):
-        assert "Created fine-tuning job" == event.message
-        break
+
+    def first_message() -> str | None:
+        for event in client.fine_tuning.jobs.stream_events(job.id, poll_interval=0.02):
+            return event.message
+        return None
+
+    assert "Created fine-tuning job" == bounded(first_message)
     assert_quiet(emu)
 
 
@@ -237,7 +257,7 @@ def test_batches_wait_returns_the_completed_batch(emu: Emulator, client: Client)
     """``batches.wait`` blocks until the batch is completed and returns it."""
     batch_id = new_batch(client, batch_jsonl())
     with ticking(emu, seconds=1.0):
-        done = client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND)
+        done = bounded(lambda: client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND))
     assert (batch_id, "completed") == (done.id, done.status)
 
 
@@ -245,7 +265,7 @@ def test_batches_wait_returns_the_failed_batch(emu: Emulator, client: Client) ->
     """A batch that fails validation is returned by ``batches.wait``."""
     batch_id = new_batch(client, batch_jsonl(url="/v1/embeddings"))
     with ticking(emu, seconds=1.0):
-        done = client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND)
+        done = bounded(lambda: client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND))
     assert (batch_id, "failed") == (done.id, done.status)
 
 
@@ -254,7 +274,7 @@ def test_batches_wait_returns_the_cancelled_batch(emu: Emulator, client: Client)
     batch_id = new_batch(client, batch_jsonl())
     assert "cancelling" == client.batches.cancel(batch_id).status
     with ticking(emu, seconds=1.0):
-        done = client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND)
+        done = bounded(lambda: client.batches.wait(batch_id, poll_interval=0.02, timeout=BOUND))
     assert (batch_id, "cancelled") == (done.id, done.status)
 
 
@@ -263,5 +283,7 @@ def test_files_wait_for_processing_returns_the_processed_file(
 ) -> None:
     """``files.wait_for_processing`` returns the uploaded file once processed."""
     uploaded = client.files.create(file=("train.jsonl", chat_jsonl()), purpose="fine-tune")
-    done = client.files.wait_for_processing(uploaded.id, poll_interval=0.02, timeout=BOUND)
+    done = bounded(
+        lambda: client.files.wait_for_processing(uploaded.id, poll_interval=0.02, timeout=BOUND)
+    )
     assert (uploaded.id, "processed") == (done.id, done.status)
