@@ -121,7 +121,8 @@ class Stats:
     """Counters of everything the emulator answered; reset with ``Emulator.reset_stats()``.
 
     Attributes:
-        requests: Every request in arrival order (``RequestRecord``).
+        requests: Every request (``RequestRecord``), in the order their handling ended; sort by
+            ``started`` for arrival order.
         in_flight: Requests being handled now.
         max_in_flight: The most requests handled at once since the last reset.
         outcomes: How many times each outcome (status code or ``"dropped"``) was answered.
