@@ -176,8 +176,6 @@ class Watcher(Generic[T]):
         self._paused_until = 0.0
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # Set only when iterated through __anext__ directly (the blocking twin, which closes it).
-        self._generator: AsyncGenerator[Observation[T]] | None = None
         self._current: weakref.ref[AsyncGenerator[Observation[T]]] | None = None
         self._started = False
         self._closed = False
@@ -210,16 +208,10 @@ class Watcher(Generic[T]):
         self._current = weakref.ref(generator)
         return generator
 
-    async def __anext__(self) -> Observation[T]:
-        """Return the next observation; ``StopAsyncIteration`` once every object is final."""
-        if self._generator is None:
-            self._generator = self.__aiter__()
-        return await self._generator.__anext__()
-
     async def aclose(self) -> None:
         """Stop watching: cancel every poll in flight and wait for them to end."""
         self._closed = True
-        generator = self._generator or (self._current() if self._current is not None else None)
+        generator = self._current() if self._current is not None else None
         if generator is not None:
             await generator.aclose()
         elif not self._started:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -36,17 +37,22 @@ def _add_output(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    group: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    """Add an API command: its own options plus the connection and output ones."""
+    parser = group.add_parser(name, help=text)
+    add_client_arguments(parser)
+    _add_output(parser)
+    return parser
+
+
 def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     jobs = commands.add_parser("jobs", help="fine-tuning jobs").add_subparsers(
         dest="action", required=True
     )
 
-    def sub(name: str, text: str) -> argparse.ArgumentParser:
-        parser = jobs.add_parser(name, help=text)
-        add_client_arguments(parser)
-        _add_output(parser)
-        return parser
-
+    sub = functools.partial(_command, jobs)
     create = sub("create", "create a fine-tuning job")
     create.add_argument("--model", required=True)
     create.add_argument("--training-file", required=True, help="id of an uploaded fine-tune file")
@@ -92,12 +98,7 @@ def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     files = commands.add_parser("files", help="files").add_subparsers(dest="action", required=True)
 
-    def sub(name: str, text: str) -> argparse.ArgumentParser:
-        parser = files.add_parser(name, help=text)
-        add_client_arguments(parser)
-        _add_output(parser)
-        return parser
-
+    sub = functools.partial(_command, files)
     upload = sub("upload", "upload a file (streamed)")
     upload.add_argument("path")
     upload.add_argument(
@@ -119,12 +120,7 @@ def _batches(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         dest="action", required=True
     )
 
-    def sub(name: str, text: str) -> argparse.ArgumentParser:
-        parser = batches.add_parser(name, help=text)
-        add_client_arguments(parser)
-        _add_output(parser)
-        return parser
-
+    sub = functools.partial(_command, batches)
     create = sub("create", "create a batch from an uploaded file")
     create.add_argument("--input-file-id", required=True)
     create.add_argument("--endpoint", required=True, help="e.g. /v1/chat/completions")
