@@ -1,0 +1,1 @@
+"""Contract tests: the SDK against servers nobody here wrote (Prism, the Portkey gateway)."""
