@@ -28,6 +28,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    TrainingFileError,
     UnprocessableEntityError,
     WaitTimeoutError,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "Timeout",
+    "TrainingFileError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
     "__version__",

@@ -17,6 +17,7 @@ The tree::
     │   │   └── InternalServerError          >= 500
     │   └── APIResponseValidationError  a 2xx answer that is not the promised shape
     ├── InvalidParameterError        bad input caught before any request (also a ValueError)
+    │   └── TrainingFileError        a training file that failed files.create(validate=...)
     └── WaitTimeoutError             a wait for a terminal status ran out of time
 
 Class names and the ``status_code`` / ``request_id`` / ``body`` attributes follow the official
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from .data import TrainingFileReport
+
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -50,6 +53,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
+    "TrainingFileError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
 ]
@@ -266,6 +270,22 @@ class InvalidParameterError(FinetuneError, ValueError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
+
+
+class TrainingFileError(InvalidParameterError):
+    """A training file that ``files.create(..., validate=...)`` found bad: nothing was uploaded.
+
+    The message lists the first problems as ``PATH:LINE: message``.
+
+    Attributes:
+        report: The whole ``finetune_async.data.TrainingFileReport``: every problem, the summary.
+    """
+
+    report: TrainingFileReport
+
+    def __init__(self, message: str, *, report: TrainingFileReport, param: str = "file") -> None:
+        super().__init__(message, param=param)
+        self.report = report
 
 
 class WaitTimeoutError(FinetuneError, TimeoutError):

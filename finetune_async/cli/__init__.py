@@ -1,10 +1,11 @@
 """The ``finetune-async`` command line (also ``python -m finetune_async``).
 
-``jobs create|list|get|cancel|pause|resume|events|checkpoints|wait|watch``,
-``files upload|list|get|delete|download``, ``batches create|list|get|cancel|wait``,
-``emulator`` and ``demo``. Tables and live progress on a terminal; ``--json`` (or a pipe) gives
-one JSON object per line. Errors print one line and exit non-zero: 1 for an API or connection
-error (with the request id), 2 for bad input or a missing key, 130 for Ctrl-C.
+``jobs create|list|get|cancel|pause|resume|events|checkpoints|wait|watch|metrics``,
+``files upload|list|get|delete|download|validate`` (``validate`` is local: no key, no request),
+``batches create|list|get|cancel|wait|results``, ``emulator`` and ``demo``. Tables and live
+progress on a terminal; ``--json`` (or a pipe) gives one JSON object per line. Errors print one
+line and exit non-zero: 1 for an API or connection error (with the request id), 2 for bad input
+or a missing key, 130 for Ctrl-C.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from .._version import __version__
+from ..data import TRAINING_METHODS
 from ..emulator import Emulator, Faults
 from ..errors import FinetuneError, InvalidParameterError
-from ._commands import COMMANDS, _number
+from ._commands import COMMANDS, LOCAL_COMMANDS, _number
 from ._config import add_client_arguments, make_client
 from ._demo import run_demo
 from ._output import Output
@@ -93,6 +95,13 @@ def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     watch.add_argument("--poll-interval", type=float, default=10.0)
     watch.add_argument("--max-concurrency", type=int, default=32)
     watch.add_argument("--timeout", type=float, help="give up after this many seconds")
+    metrics = sub("metrics", "show a finished job's training metrics, one row per step")
+    metrics.add_argument("job_id")
+    metrics.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        help="also draw the loss curves to this PNG (needs the plot extra: matplotlib)",
+    )
 
 
 def _files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,6 +113,17 @@ def _files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     upload.add_argument(
         "--purpose", required=True, help="fine-tune, batch, assistants, vision, user_data, evals"
     )
+    upload.add_argument(
+        "--validate",
+        action="store_true",
+        help="check the training data first and upload nothing if it has errors (fine-tune)",
+    )
+    upload.add_argument(
+        "--method",
+        choices=TRAINING_METHODS,
+        default="supervised",
+        help="the format --validate checks",
+    )
     listing = sub("list", "list files")
     listing.add_argument("--purpose")
     listing.add_argument("--limit", type=int, help="page size")
@@ -113,6 +133,15 @@ def _files(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     download = sub("download", "download a file's contents (streamed)")
     download.add_argument("file_id")
     download.add_argument("path", help="a file name, or a folder")
+    # Local: no connection options, so no key is needed.
+    validate = files.add_parser(
+        "validate", help="check a JSONL training file locally: every problem, with its line"
+    )
+    validate.add_argument("path")
+    validate.add_argument(
+        "--method", choices=TRAINING_METHODS, default="supervised", help="the fine-tuning method"
+    )
+    _add_output(validate)
 
 
 def _batches(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -135,6 +164,7 @@ def _batches(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     wait.add_argument("batch_id")
     wait.add_argument("--poll-interval", type=float, default=10.0)
     wait.add_argument("--timeout", type=float, help="give up after this many seconds")
+    sub("results", "show an ended batch's results, one per request").add_argument("batch_id")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -221,14 +251,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     out = Output(json_mode=args.json)
     if args.command == "demo":
         return asyncio.run(run_demo(out, speed=args.speed))
+    local = LOCAL_COMMANDS.get((args.command, args.action))
+    if local is not None:
+        return local(args, out)
     return asyncio.run(_run_api_command(args, out))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code.
 
-    Exit codes: 0 done, 1 an API or connection error (one line, with the request id) or a job
-    or batch that did not succeed, 2 bad input or a missing key, 130 interrupted (Ctrl-C).
+    Exit codes: 0 done, 1 an API or connection error (one line, with the request id), a job
+    or batch that did not succeed, or a training file with errors, 2 bad input or a missing key,
+    130 interrupted (Ctrl-C).
     """
     args = _parser().parse_args(argv)
     try:

@@ -3,25 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from .._client import AsyncClient
+from ..data import TrainingFileReport, validate_training_file
 from ..errors import InvalidParameterError
 from ._live import ProgressReader, follow_jobs, transfer_progress
 from ._output import Output
+from ._plot import load_plotter
 
-__all__ = ["COMMANDS", "parse_pairs"]
+__all__ = ["COMMANDS", "LOCAL_COMMANDS", "parse_pairs"]
 
 Handler = Callable[[AsyncClient, argparse.Namespace, Output], Awaitable[int]]
+#: A command that needs no API (nor key): it works on local files only.
+LocalHandler = Callable[[argparse.Namespace, Output], int]
 
 JOB_COLUMNS = ("id", "status", "model", "fine_tuned_model", "created_at", "finished_at")
 EVENT_COLUMNS = ("created_at", "level", "message")
 CHECKPOINT_COLUMNS = ("id", "step_number", "fine_tuned_model_checkpoint", "metrics")
 FILE_COLUMNS = ("id", "filename", "purpose", "bytes", "status", "created_at")
 BATCH_COLUMNS = ("id", "status", "endpoint", "request_counts", "output_file_id", "error_file_id")
+RESULT_COLUMNS = ("custom_id", "status_code", "ok", "error_message")
+#: The columns of ``jobs metrics``, shown when at least one row has a value there.
+METRIC_COLUMNS = (
+    "step",
+    "train_loss",
+    "train_accuracy",
+    "train_mean_token_accuracy",
+    "valid_loss",
+    "valid_mean_token_accuracy",
+    "full_valid_loss",
+    "full_valid_mean_token_accuracy",
+)
 
 
 def parse_pairs(pairs: list[str] | None, option: str) -> dict[str, str] | None:
@@ -167,9 +184,68 @@ def _download_target(path: Path, file_id: str) -> Path:
     return path / file_id if path.is_dir() else path
 
 
+def show_training_report(report: TrainingFileReport, out: Output) -> int:
+    """Print a training file's problems and summary; return 1 if it has errors, else 0.
+
+    People get ``PATH:LINE: message`` lines (``PATH: message`` for the whole file), then a
+    summary line. JSON mode gives one ``{"line", "message", "severity"}`` object per problem,
+    then a last object with ``path``, ``method``, ``ok`` and ``summary``.
+    """
+    if out.json:
+        for problem in report.problems:
+            out.emit(problem)
+        out.emit(
+            {
+                "path": report.path,
+                "method": report.method,
+                "ok": report.ok,
+                "summary": report.summary,
+            }
+        )
+    else:
+        # Plain lines, never wrapped to the terminal's width: editors and grep parse them.
+        out.stream.write("".join(f"{line}\n" for line in report.rendered()))
+        out.stream.write(_training_summary(report) + "\n")
+        out.stream.flush()
+    return 0 if report.ok else 1
+
+
+def _training_summary(report: TrainingFileReport) -> str:
+    """``PATH: 12 examples, ~3,400 tokens (longest: line 7, ~900); 0 errors, ...: valid ...``."""
+    summary = report.summary
+    text = f"{report.path}: {summary.examples:,} examples, ~{summary.estimated_tokens:,} tokens"
+    if summary.longest_example_line is not None:
+        text += (
+            f" (longest: line {summary.longest_example_line}, ~{summary.longest_example_tokens:,})"
+        )
+    verdict = "valid" if report.ok else "not valid"
+    errors, warnings = summary.error_count, summary.warning_count
+    return (
+        f"{text}; {errors:,} error{'' if errors == 1 else 's'},"
+        f" {warnings:,} warning{'' if warnings == 1 else 's'}: {verdict} for {report.method}"
+    )
+
+
+def files_validate(args: argparse.Namespace, out: Output) -> int:
+    """Check a training file locally: no key, nothing sent."""
+    path = Path(args.path)
+    if not path.is_file():
+        raise InvalidParameterError(f"no such file: {path}", param="path")
+    return show_training_report(validate_training_file(path, args.method), out)
+
+
 async def files_upload(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     path = Path(args.path)
-    progress, advance = transfer_progress(out, f"uploading {path.name}", _file_size(path))
+    size = _file_size(path)
+    if args.validate:
+        if args.purpose != "fine-tune":
+            msg = f"--validate: only a fine-tune upload is training data, not {args.purpose!r}"
+            raise InvalidParameterError(msg, param="validate")
+        report = await asyncio.to_thread(validate_training_file, path, args.method)
+        if not report.ok:
+            # Refused before anything is sent, with every problem shown.
+            return show_training_report(report, out)
+    progress, advance = transfer_progress(out, f"uploading {path.name}", size)
     with progress:
         reader = ProgressReader(path, advance)
         try:
@@ -242,6 +318,34 @@ async def batches_wait(client: AsyncClient, args: argparse.Namespace, out: Outpu
     return 0 if str(batch.status).lower() == "completed" else 1
 
 
+async def batches_results(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    if out.json:
+        # One result a line as it is read: flat memory however large the batch.
+        async for result in client.batches.results(args.batch_id):
+            out.emit(result)
+        return 0
+    rows = [
+        {column: getattr(result, column) for column in RESULT_COLUMNS}
+        async for result in client.batches.results(args.batch_id)
+    ]
+    out.table(rows, RESULT_COLUMNS, title=f"results of {args.batch_id}")
+    return 0
+
+
+async def jobs_metrics(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
+    # matplotlib and the target are checked first: a missing extra sends no request.
+    plotter, target = load_plotter(args.plot) if args.plot else (None, None)
+    rows = await client.fine_tuning.jobs.metrics(args.job_id)
+    columns = [c for c in METRIC_COLUMNS if any(getattr(r, c) is not None for r in rows)]
+    out.table(rows, columns or METRIC_COLUMNS[:1], title=f"metrics of {args.job_id}")
+    if plotter is not None and target is not None:
+        written = plotter(rows, target, title=f"loss of {args.job_id}")
+        if not out.json:
+            # JSON mode prints rows only, so `jq` sees one shape.
+            out.message(f"saved the loss curves to {written}")
+    return 0
+
+
 COMMANDS: dict[tuple[str, str], Handler] = {
     ("jobs", "create"): jobs_create,
     ("jobs", "list"): jobs_list,
@@ -253,6 +357,7 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("jobs", "checkpoints"): jobs_checkpoints,
     ("jobs", "wait"): jobs_wait,
     ("jobs", "watch"): jobs_watch,
+    ("jobs", "metrics"): jobs_metrics,
     ("files", "upload"): files_upload,
     ("files", "list"): files_list,
     ("files", "get"): files_get,
@@ -263,4 +368,9 @@ COMMANDS: dict[tuple[str, str], Handler] = {
     ("batches", "get"): batches_get,
     ("batches", "cancel"): batches_cancel,
     ("batches", "wait"): batches_wait,
+    ("batches", "results"): batches_results,
+}
+
+LOCAL_COMMANDS: dict[tuple[str, str], LocalHandler] = {
+    ("files", "validate"): files_validate,
 }

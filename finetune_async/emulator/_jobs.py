@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
-from ._training import check_training_file
+from ..data import validate_training_file
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..data import TrainingFileReport
     from ._files import FileStore, StoredFile
     from ._ids import IdFactory
 
@@ -186,8 +187,9 @@ class JobSim:
             self._succeed(when)
 
     def _validated(self, when: float) -> None:
+        # The very check users run locally (finetune_async.data), so both give one verdict.
         try:
-            report = check_training_file(self._training.path, self.method_type)
+            report = validate_training_file(self._training.path, self.method_type)
         except OSError:
             # The file was deleted while the job waited to validate it.
             self._fail(
@@ -197,26 +199,27 @@ class JobSim:
                 param="training_file",
             )
             return
-        if report.problem is not None:
+        if not report.ok:
             self._fail(
                 when,
                 code="invalid_training_file",
-                message=f"The job failed due to an invalid training file. {report.problem}",
+                message=f"The job failed due to an invalid training file. {_first_error(report)}",
                 param="training_file",
             )
             return
+        examples = report.summary.examples
         hyper = self.hyperparameters
         if hyper["n_epochs"] == "auto":
             hyper["n_epochs"] = 3
         if hyper["batch_size"] == "auto":
-            hyper["batch_size"] = max(1, min(8, report.examples // 50))
+            hyper["batch_size"] = max(1, min(8, examples // 50))
         # Every "auto" becomes the number the service picked, as the real API reports it.
         for name, picked in _AUTO_PICKS.items():
             if hyper.get(name) == "auto":
                 hyper[name] = picked
-        self._steps_per_epoch = max(1, math.ceil(report.examples / int(hyper["batch_size"])))
+        self._steps_per_epoch = max(1, math.ceil(examples / int(hyper["batch_size"])))
         self._steps = min(self._timing.max_steps, self._steps_per_epoch * int(hyper["n_epochs"]))
-        self._tokens_per_epoch = max(report.tokens, report.examples)
+        self._tokens_per_epoch = max(report.summary.estimated_tokens, examples)
         self.status = "queued"
         self._event(when, "Files validated, moving job to queued state")
 
@@ -402,3 +405,13 @@ class JobSim:
             "method": method,
             "metadata": self.metadata,
         }
+
+
+def _first_error(report: TrainingFileReport) -> str:
+    """The first error as ``line N: message``, and how many more there are."""
+    first = report.errors[0]
+    text = first.message if first.line is None else f"line {first.line}: {first.message}"
+    more = report.summary.error_count - 1
+    if more:
+        text += f" (and {more:,} more problem{'' if more == 1 else 's'})"
+    return text

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import tempfile
+from contextlib import aclosing
 from functools import partial
-from typing import TYPE_CHECKING, Final
+from typing import IO, TYPE_CHECKING, Final
 
 import attrs
 
-from .._pagination import AsyncPager, Pager, Runner
+from .._pagination import AsyncPager, Pager, Runner, iterate_blocking
 from .._polling import Watcher, is_terminal, wait_for
 from .._sansio import path_segment
 from .._validation import check_id, check_metadata, check_one_of
-from ..types import Batch, BatchEndpoint, Page
+from ..data._batch_files import parse_result_line
+from ..errors import APIResponseValidationError, FinetuneError
+from ..types import Batch, BatchEndpoint, BatchResult, Page
 from ._requester import Requester, paginate
+from .files import _ANY_CONTENT, _file_path
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import AsyncGenerator, Iterator, Mapping
 
 __all__ = ["BATCH_ENDPOINTS", "COMPLETION_WINDOWS", "AsyncBatches"]
 
@@ -23,6 +28,10 @@ __all__ = ["BATCH_ENDPOINTS", "COMPLETION_WINDOWS", "AsyncBatches"]
 BATCH_ENDPOINTS: Final = tuple(endpoint.value for endpoint in BatchEndpoint)
 #: The completion windows the API accepts.
 COMPLETION_WINDOWS: Final = ("24h",)
+#: Bytes of a result file held in memory before its download spills to a temporary file.
+_SPOOL_IN_MEMORY: Final = 8 * 1024 * 1024
+#: How much of a bad result line an error quotes.
+_QUOTED: Final = 200
 
 
 def _batch_status(batch: Batch) -> str:
@@ -31,6 +40,53 @@ def _batch_status(batch: Batch) -> str:
 
 def _batch_path(batch_id: str, suffix: str = "") -> str:
     return f"/batches/{path_segment(check_id(batch_id, 'batch_id'))}{suffix}"
+
+
+def _result_file_ids(batch: Batch) -> list[str]:
+    """The output then error file of a batch that has ended, or raise saying why there are none.
+
+    Raises:
+        FinetuneError: The batch has not ended, or it failed before running any request.
+    """
+    status = str(batch.status)
+    if not is_terminal(status):
+        msg = (
+            f"batch {batch.id} is {status}: its results exist once it has ended;"
+            f" wait for it with batches.wait({batch.id!r})"
+        )
+        raise FinetuneError(msg)
+    file_ids = [file_id for file_id in (batch.output_file_id, batch.error_file_id) if file_id]
+    if not file_ids and status.lower() == "failed":
+        problems = [
+            f"line {error.line}: {error.message}" if error.line else str(error.message)
+            for error in (batch.errors.data if batch.errors else [])
+        ]
+        reason = "; ".join(problems[:3]) or "no reason given"
+        msg = f"batch {batch.id} failed before running any request, so it has no results: {reason}"
+        raise FinetuneError(msg)
+    return file_ids
+
+
+class _SpooledSink:
+    """A download held in memory while small, in an anonymous temporary file beyond that."""
+
+    def __init__(self) -> None:
+        # Not a `with`: the file outlives this call, and `_results` closes it once read.
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+        self._offset = 0
+
+    @property
+    def offset(self) -> int:
+        return self._offset
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self._offset += len(chunk)
+
+    def restart(self) -> None:
+        self.file.seek(0)
+        self.file.truncate()
+        self._offset = 0
 
 
 @attrs.frozen
@@ -111,6 +167,72 @@ class AsyncBatches:
         """
         return paginate(self._requester, "/batches", Page[Batch], limit=limit, after=after)
 
+    def results(self, batch_id: str) -> AsyncGenerator[BatchResult]:
+        """Yield the result of every request of an ended batch: its output file, then its errors.
+
+        Each file is downloaded (resumed on retries) into memory while small and into an
+        anonymous temporary file beyond 8 MiB, then parsed one line at a time, so memory stays
+        flat however large the batch. Results come in file order, which need not be the input
+        order: match them by ``custom_id`` (or use ``results_by_id``). A cancelled or expired
+        batch gives the results of the requests it got to.
+
+        Raises:
+            InvalidParameterError: An empty id (at the call, nothing sent).
+            FinetuneError: From the iteration: the batch has not ended yet (its status is in the
+                message; ``wait`` for it first), or it failed validation and has no results.
+            APIResponseValidationError: From the iteration: a line is not a result line.
+        """
+        path = _batch_path(batch_id)
+        return self._results(path)
+
+    async def results_by_id(self, batch_id: str) -> dict[str, BatchResult]:
+        """Return every result of an ended batch keyed by ``custom_id`` (held whole in memory).
+
+        Raises:
+            InvalidParameterError: An empty id (nothing is sent).
+            FinetuneError: The batch has not ended, or it failed validation (see ``results``).
+            APIResponseValidationError: A line is not a result line.
+        """
+        # aclosing: a cancelled call closes the download's temporary file at once, not at GC.
+        async with aclosing(self.results(batch_id)) as results:
+            return {result.custom_id: result async for result in results}
+
+    async def _results(self, path: str) -> AsyncGenerator[BatchResult]:
+        batch = await self._requester.request("GET", path, Batch)
+        for file_id in _result_file_ids(batch):
+            # Downloaded by a plain await, then yielded outside any scope (ARCHITECTURE.md rule 3).
+            content = await self._spooled(file_id)
+            with content:
+                content.seek(0)
+                for number, raw in enumerate(content, start=1):
+                    if raw.strip():
+                        yield _result(raw, file_id, number)
+
+    async def _spooled(self, file_id: str) -> IO[bytes]:
+        sink = _SpooledSink()
+        try:
+            await self._requester.download(
+                _file_path(file_id, "/content"), sink, headers=_ANY_CONTENT
+            )
+        except BaseException:
+            sink.file.close()
+            raise
+        return sink.file
+
+
+def _result(raw: bytes, file_id: str, number: int) -> BatchResult:
+    try:
+        return parse_result_line(raw)
+    except ValueError as exc:
+        quoted = raw.rstrip(b"\r\n")[:_QUOTED].decode("utf-8", errors="replace")
+        raise APIResponseValidationError(
+            f"line {number} of batch result file {file_id} is not a result line: {exc}",
+            status_code=200,
+            body=quoted,
+            method="GET",
+            url=_file_path(file_id, "/content"),
+        ) from exc
+
 
 @attrs.frozen
 class Batches:
@@ -157,3 +279,11 @@ class Batches:
     def list(self, *, limit: int | None = None, after: str | None = None) -> Pager[Batch]:
         """Blocking twin of ``AsyncBatches.list``: a lazy iterator over batches."""
         return Pager(self._runner, self._async_api.list(limit=limit, after=after))
+
+    def results(self, batch_id: str) -> Iterator[BatchResult]:
+        """Blocking twin of ``AsyncBatches.results``: a plain iterator, flat in memory."""
+        return iterate_blocking(self._runner, self._async_api.results(batch_id))
+
+    def results_by_id(self, batch_id: str) -> dict[str, BatchResult]:
+        """Blocking twin of ``AsyncBatches.results_by_id``."""
+        return self._runner.call(partial(self._async_api.results_by_id, batch_id))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import uuid
 from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO, Self, TypeAlias
+from typing import IO, TYPE_CHECKING, BinaryIO, Final, Literal, Self, TypeAlias
 
 import attrs
 
@@ -15,7 +16,9 @@ from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_file_processed, wait_for
 from .._sansio import Upload, path_segment
 from .._validation import check_id, check_one_of
-from ..errors import FinetuneError, InvalidParameterError
+from ..data import TRAINING_METHODS, TrainingFileReport, validate_training_file
+from ..data._training import validate_training_stream
+from ..errors import FinetuneError, InvalidParameterError, TrainingFileError
 from ..types import FileDeleted, FileObject, Page
 from ._requester import Requester, paginate
 
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 
-__all__ = ["UPLOAD_PURPOSES", "AsyncFiles", "FileInput"]
+__all__ = ["UPLOAD_PURPOSES", "AsyncFiles", "FileInput", "Validate"]
 
 #: The purposes an upload may name (the spec's CreateFileRequest).
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
@@ -37,6 +40,12 @@ FileInput: TypeAlias = (
     " | tuple[str, bytes | IO[bytes] | io.RawIOBase | io.BufferedIOBase]"
 )
 """A path, bytes, a binary file object, or ``(filename, bytes or file object)``."""
+
+Validate: TypeAlias = "bool | Literal['supervised', 'dpo', 'reinforcement']"
+"""``files.create``'s ``validate``: False, True (the supervised format), or a method's name."""
+
+#: How many problems a refused upload's message lists (the exception's ``report`` has them all).
+_LISTED_PROBLEMS: Final = 5
 
 
 def _file_object_source(handle: IO[bytes], filename: str) -> Upload:
@@ -97,6 +106,65 @@ def upload_source(file: object) -> Upload:
     )
 
 
+def _validation_method(validate: object, purpose: str) -> str | None:
+    """The method ``validate`` asks to check the upload against, or None for no check."""
+    if validate is False:
+        return None
+    method = "supervised" if validate is True else validate
+    if not isinstance(method, str) or method not in TRAINING_METHODS:
+        allowed = ", ".join(map(repr, TRAINING_METHODS))
+        msg = f"validate: must be True, False or one of {allowed}, got {validate!r}"
+        raise InvalidParameterError(msg, param="validate")
+    if purpose != "fine-tune":
+        msg = f"validate: only a fine-tune upload is training data, and purpose is {purpose!r}"
+        raise InvalidParameterError(msg, param="validate")
+    return method
+
+
+def _validate_upload(file: object, name: str, method: str) -> TrainingFileReport:
+    """Check what ``file`` holds (``upload_source`` accepted it), leaving a file object as found.
+
+    A path is read from disk and bytes from memory; a file object is read from its position to
+    the end, then put back there for the upload, so it must be seekable.
+    """
+    if isinstance(file, tuple):
+        return _validate_upload(file[1], name, method)
+    if isinstance(file, str | os.PathLike):
+        return validate_training_file(file, method)
+    if isinstance(file, bytes | bytearray | memoryview):
+        return validate_training_stream(io.BytesIO(file), name=name, method=method)
+    handle: IO[bytes] = file  # type: ignore[assignment]
+    start = handle.tell()
+    try:
+        return validate_training_stream(handle, name=name, method=method)
+    finally:
+        handle.seek(start)
+
+
+def _check_seekable(file: object) -> None:
+    content = file[1] if isinstance(file, tuple) else file
+    if hasattr(content, "seekable") and not content.seekable():
+        msg = (
+            "validate: a file object that cannot seek would be read up by the check;"
+            " pass a path or bytes, or check it with finetune_async.data first"
+        )
+        raise InvalidParameterError(msg, param="validate")
+
+
+def _refusal(report: TrainingFileReport) -> TrainingFileError:
+    errors = report.errors
+    lines = [problem.render(report.path) for problem in errors[:_LISTED_PROBLEMS]]
+    more = report.summary.error_count - len(lines)
+    if more > 0:
+        lines.append(f"... and {more:,} more")
+    count = report.summary.error_count
+    head = (
+        f"{report.path} is not a valid {report.method} training file"
+        f" ({count:,} error{'' if count == 1 else 's'}); nothing was uploaded:"
+    )
+    return TrainingFileError("\n".join([head, *lines]), report=report)
+
+
 class _PartFile:
     """A download's temporary file: written in chunks, renamed into place only when whole."""
 
@@ -152,7 +220,9 @@ class AsyncFiles:
 
     _requester: Requester
 
-    async def create(self, *, file: FileInput, purpose: str) -> FileObject:
+    async def create(
+        self, *, file: FileInput, purpose: str, validate: Validate = False
+    ) -> FileObject:
         """Upload a file, streamed from its source (never read whole into memory).
 
         The upload is not repeated after a failure that leaves its outcome unknown (a 5xx, a
@@ -163,13 +233,29 @@ class AsyncFiles:
                 the multipart filename is the path's base name.
             purpose: ``"fine-tune"``, ``"batch"``, ``"assistants"``, ``"vision"``,
                 ``"user_data"`` or ``"evals"``.
+            validate: Check the training data first, with
+                ``finetune_async.data.validate_training_file``'s rules, and refuse a file with
+                errors (warnings pass): True checks the supervised format, ``"dpo"`` or
+                ``"reinforcement"`` those methods'. Only for ``purpose="fine-tune"``. The check
+                streams the data in a worker thread (files can be hundreds of MB); a file object
+                is read to its end and sent from where it was, so it must be seekable.
 
         Raises:
-            InvalidParameterError: An unknown purpose, a missing file, or an unusable ``file``
-                (nothing is sent).
+            TrainingFileError: ``validate`` found errors; the message lists the first ones as
+                ``PATH:LINE: message`` and ``.report`` has them all (nothing is sent).
+            InvalidParameterError: An unknown purpose, a missing file, an unusable ``file``, or
+                ``validate`` on another purpose or a file object that cannot seek (nothing is
+                sent).
+            OSError: ``validate`` could not read the file.
         """
         check_one_of(purpose, "purpose", UPLOAD_PURPOSES, required=True)
+        method = _validation_method(validate, purpose)
         source = attrs.evolve(upload_source(file), fields=(("purpose", purpose),))
+        if method is not None:
+            _check_seekable(file)
+            report = await asyncio.to_thread(_validate_upload, file, source.filename, method)
+            if not report.ok:
+                raise _refusal(report)
         return await self._requester.request("POST", "/files", FileObject, body=source)
 
     async def retrieve(self, file_id: str) -> FileObject:
@@ -272,9 +358,11 @@ class Files:
     _async_api: AsyncFiles
     _runner: Runner
 
-    def create(self, *, file: FileInput, purpose: str) -> FileObject:
+    def create(self, *, file: FileInput, purpose: str, validate: Validate = False) -> FileObject:
         """Blocking twin of ``AsyncFiles.create`` (streamed, never read whole into memory)."""
-        return self._runner.call(partial(self._async_api.create, file=file, purpose=purpose))
+        return self._runner.call(
+            partial(self._async_api.create, file=file, purpose=purpose, validate=validate)
+        )
 
     def retrieve(self, file_id: str) -> FileObject:
         """Blocking twin of ``AsyncFiles.retrieve``."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -17,10 +17,12 @@ from .._validation import (
     fine_tuning_job_body,
     metadata_query,
 )
-from ..errors import InvalidParameterError
+from ..data._metrics import parse_step_metrics
+from ..errors import APIResponseValidationError, FinetuneError, InvalidParameterError
 from ..types import (
     CheckpointPermission,
     CheckpointPermissionDeleted,
+    FileObject,
     FineTuningIntegration,
     FineTuningJob,
     FineTuningJobCheckpoint,
@@ -29,8 +31,13 @@ from ..types import (
     JobUpdate,
     Method,
     Page,
+    StepMetrics,
 )
 from ._requester import Requester, paginate
+from .files import _ANY_CONTENT, _file_path
+
+if TYPE_CHECKING:
+    import builtins
 
 __all__ = [
     "AsyncCheckpointPermissions",
@@ -294,6 +301,49 @@ class AsyncJobs:
         """Resume a paused job; not retried when its outcome is unknown (see ``create``)."""
         return await self._requester.request("POST", _job_path(job_id, "/resume"), FineTuningJob)
 
+    async def metrics(self, job_id: str) -> builtins.list[StepMetrics]:
+        """Return a finished job's training metrics, one row per step, from its result file.
+
+        The job's result file (``step_metrics.csv``; with several result files, the CSV one) is
+        read and parsed with ``finetune_async.data.parse_step_metrics``: metrics the file does
+        not report are None. While a job runs, its metrics arrive as ``metrics`` events instead
+        (``list_events``); the file is written when it succeeds.
+
+        Raises:
+            InvalidParameterError: An empty id (nothing is sent).
+            FinetuneError: The job has no result file (yet): the message gives its status.
+            APIResponseValidationError: The result file is not a step-metrics CSV.
+        """
+        job = await self.retrieve(job_id)
+        file_id = await self._metrics_file(job)
+        path = _file_path(file_id, "/content")
+        content = await self._requester.request("GET", path, bytes, headers=_ANY_CONTENT)
+        try:
+            return parse_step_metrics(content)
+        except InvalidParameterError as exc:
+            raise APIResponseValidationError(
+                f"the result file {file_id} of job {job.id} is not a step-metrics CSV: {exc}",
+                status_code=200,
+                body=content[:200].decode("utf-8", errors="replace"),
+                method="GET",
+                url=path,
+            ) from exc
+
+    async def _metrics_file(self, job: FineTuningJob) -> str:
+        if not job.result_files:
+            msg = (
+                f"job {job.id} has no result file: it is {job.status}, and the metrics file is"
+                " written when a job succeeds (wait for it with fine_tuning.jobs.wait)"
+            )
+            raise FinetuneError(msg)
+        if len(job.result_files) == 1:
+            return job.result_files[0]
+        for file_id in job.result_files:
+            file = await self._requester.request("GET", _file_path(file_id), FileObject)
+            if (file.filename or "").lower().endswith(".csv"):
+                return file_id
+        return job.result_files[0]
+
 
 @attrs.frozen
 class AsyncCheckpointPermissions:
@@ -503,6 +553,10 @@ class Jobs:
     def resume(self, job_id: str) -> FineTuningJob:
         """Blocking twin of ``AsyncJobs.resume``."""
         return self._runner.call(partial(self._async_api.resume, job_id))
+
+    def metrics(self, job_id: str) -> builtins.list[StepMetrics]:
+        """Blocking twin of ``AsyncJobs.metrics``."""
+        return self._runner.call(partial(self._async_api.metrics, job_id))
 
 
 class JobWatchIterator:

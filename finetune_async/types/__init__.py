@@ -15,6 +15,7 @@ from ._enums import (
     ReasoningEffort,
 )
 from ._page import Page
+from .batch_files import BatchRequest, BatchResult
 from .batches import (
     Batch,
     BatchError,
@@ -46,6 +47,7 @@ from .fine_tuning import (
     SupervisedMethod,
     WandbIntegration,
 )
+from .metrics import StepMetrics
 
 __all__ = [
     "Batch",
@@ -54,7 +56,9 @@ __all__ = [
     "BatchErrors",
     "BatchInputTokensDetails",
     "BatchOutputTokensDetails",
+    "BatchRequest",
     "BatchRequestCounts",
+    "BatchResult",
     "BatchStatus",
     "BatchUsage",
     "CheckpointMetrics",
@@ -86,6 +90,7 @@ __all__ = [
     "ReasoningEffort",
     "ReinforcementHyperparameters",
     "ReinforcementMethod",
+    "StepMetrics",
     "SupervisedHyperparameters",
     "SupervisedMethod",
     "WandbIntegration",
