@@ -30,13 +30,13 @@ from ._sansio import (
     retry_verdict,
     with_range,
 )
-from ._transport import AiohttpTransport, ClientSession
 from ._version import __version__
 from .resources import AsyncBatches, AsyncFiles, AsyncFineTuning, AsyncModels
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from ._transport import ClientSession
     from .resources._requester import Query
 
 __all__ = ["AsyncClient", "ClientOptions"]
@@ -200,6 +200,12 @@ class AsyncClient:
     def _setup(self, settings: _Settings, transport: Transport, *, owns_transport: bool) -> None:
         self._settings = settings
         self._headers = _check_headers(settings.headers())
+        # Worked out once: both are the same for every request of this client.
+        self._fixed_query = settings.fixed_query
+        timeout = settings.timeout
+        self._first_attempt = AttemptTimeout(
+            connect=timeout.connect, read=timeout.read, total=timeout.total
+        )
         self._transport = transport
         self._owns_transport = owns_transport
         self._closed = False
@@ -493,10 +499,9 @@ class AsyncClient:
     def _build_request(
         self, method: str, path: str, query: Query, body: object, extra: Mapping[str, str] | None
     ) -> Request:
-        settings = self._settings
-        if settings.fixed_query:
-            query = [*query, *settings.fixed_query]
-        url = build_url(settings.base_url, path, query)
+        if self._fixed_query:
+            query = [*query, *self._fixed_query]
+        url = build_url(self._settings.base_url, path, query)
         headers = {**self._headers, **extra} if extra else self._headers
         payload: bytes | Upload | None = None
         if isinstance(body, Upload):
@@ -531,23 +536,13 @@ class AsyncClient:
         if self._closed:
             raise errors.FinetuneError("this client is closed; create a new one")
         settings = self._settings
-        timeout = settings.timeout
+        total = settings.timeout.total
         loop = asyncio.get_running_loop()
-        deadline = None if timeout.total is None else loop.time() + timeout.total
+        started = loop.time()
+        # The first attempt has the whole budget: its limits are worked out once per client.
+        attempt_timeout = self._first_attempt
         attempt = 0
         while True:
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                raise errors.APITimeoutError(
-                    f"{request.method} {request.url} did not complete within the total timeout "
-                    f"of {timeout.total} s",
-                    method=request.method,
-                    url=request.url,
-                    outcome_unknown=attempt > 0 and not request.is_safe,
-                )
-            attempt_timeout = AttemptTimeout(
-                connect=timeout.connect, read=timeout.read, total=remaining
-            )
             failure: errors.APIError
             try:
                 if sink is None:
@@ -576,11 +571,30 @@ class AsyncClient:
             if attempt >= (settings.max_retries if max_retries is None else max_retries):
                 raise failure
             delay = retry_delay(attempt, hint_headers, settings.backoff)
+            deadline = None if total is None else started + total
             if delay is None or (deadline is not None and loop.time() + delay >= deadline):
                 # Waiting less than the server asked, or past our own deadline, is pointless.
                 raise failure
             await asyncio.sleep(delay)
             attempt += 1
+            attempt_timeout = self._retry_timeout(request, deadline, loop.time())
+
+    def _retry_timeout(
+        self, request: Request, deadline: float | None, now: float
+    ) -> AttemptTimeout:
+        """Return the limits of a retry: what is left of the total timeout."""
+        timeout = self._settings.timeout
+        remaining = None if deadline is None else deadline - now
+        if remaining is not None and remaining <= 0:
+            raise errors.APITimeoutError(
+                f"{request.method} {request.url} did not complete within the total timeout "
+                f"of {timeout.total} s",
+                method=request.method,
+                url=request.url,
+                # An earlier attempt may have reached the server.
+                outcome_unknown=not request.is_safe,
+            )
+        return AttemptTimeout(connect=timeout.connect, read=timeout.read, total=remaining)
 
     def _structure(self, request: Request, response: Response, into: type[T], empty: T | None) -> T:
         if not response.body and empty is not None:
@@ -692,4 +706,8 @@ def _transport_from(options: ClientOptions) -> Transport:
             f"max_connections: must be a positive integer, got {max_connections!r}",
             param="max_connections",
         )
+    # aiohttp is imported with the first client, not with the package: `import finetune_async`
+    # stays cheap for code that only reads files (finetune_async.data, `files validate`).
+    from ._transport import AiohttpTransport  # noqa: PLC0415
+
     return AiohttpTransport(session=session, max_connections=max_connections)

@@ -150,6 +150,16 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._max_connections = max_connections
         self._closed = False
+        # Nearly every attempt is a first one, whose limits are the same object each time: keep
+        # the aiohttp timeout built for the last limits seen instead of building one per request.
+        self._last_limits: AttemptTimeout | None = None
+        self._last_timeout = aiohttp.ClientTimeout()
+
+    def _timeout_for(self, limits: AttemptTimeout) -> aiohttp.ClientTimeout:
+        if limits is not self._last_limits:
+            self._last_timeout = _client_timeout(limits)
+            self._last_limits = limits
+        return self._last_timeout
 
     def _get_session(self) -> aiohttp.ClientSession:
         # ClientSession binds to the running loop: build it inside async code, never in __init__
@@ -180,9 +190,8 @@ class AiohttpTransport:
                 return await self._exchange(session, request, limits, form)
         return await self._exchange(session, request, limits, request.body)
 
-    @staticmethod
     async def _exchange(
-        session: aiohttp.ClientSession, request: Request, limits: AttemptTimeout, data: Any
+        self, session: aiohttp.ClientSession, request: Request, limits: AttemptTimeout, data: Any
     ) -> Response:
         try:
             async with session.request(
@@ -191,7 +200,7 @@ class AiohttpTransport:
                 URL(request.url, encoded=True),
                 headers=request.headers,
                 data=data,
-                timeout=_client_timeout(limits),
+                timeout=self._timeout_for(limits),
             ) as resp:
                 body = await resp.read()
                 return Response(status=resp.status, headers=resp.headers, body=body)
@@ -208,7 +217,7 @@ class AiohttpTransport:
                 request.method,
                 URL(request.url, encoded=True),
                 headers=request.headers,
-                timeout=_client_timeout(limits),
+                timeout=self._timeout_for(limits),
             ) as resp:
                 if not HTTPStatus.OK <= resp.status < HTTPStatus.MULTIPLE_CHOICES:
                     return Response(
