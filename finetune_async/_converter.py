@@ -29,7 +29,9 @@ import attrs
 from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
+from ._record_structure import can_generate, make_record_structure
 from .types import FineTuningJob, JobError
+from .types.fine_tuning import HyperparameterValue
 
 if typing.TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -101,7 +103,11 @@ def _structure_record(tp: Any) -> Callable[[Any, Any], Any]:
 
     cattrs' generated function reads keys with ``in`` tests, so a list or a string would quietly
     become a record of defaults (a list answered for a page would read as an empty last page).
+    Plain records get a faster generated function of our own (``_record_structure``); generic
+    ones (``Page[T]``) keep cattrs', behind the same shape check.
     """
+    if can_generate(tp):
+        return make_record_structure(tp, converter.get_structure_hook)
     generated = make_dict_structure_fn(tp, converter)
     name = getattr(tp, "__name__", repr(tp))
 
@@ -112,6 +118,10 @@ def _structure_record(tp: Any) -> Callable[[Any, Any], Any]:
         return generated(value, target)
 
     return structure
+
+
+# Records whose hook is registered directly below: an ``X | None`` of them must use that hook.
+_RECORDS_WITH_OWN_HOOK = frozenset({FineTuningJob, JobError})
 
 
 def _is_list(tp: Any) -> bool:
@@ -151,12 +161,58 @@ def _structure_optional(tp: Any) -> Callable[[Any, Any], Any]:
             return str(value)
 
         return structure_str
+    if _is_record(inner) and inner not in _RECORDS_WITH_OWN_HOOK and can_generate(inner):
+        # One call per nested record instead of two: these sit on the polling hot path.
+        record = make_record_structure(inner, converter.get_structure_hook)
+
+        def structure_record(value: Any, _: Any) -> Any:
+            return None if value is None else record(value, inner)
+
+        return structure_record
     inner_hook = converter.get_structure_hook(inner)
 
     def structure(value: Any, _: Any) -> Any:
         return None if value is None else inner_hook(value, inner)
 
     return structure
+
+
+def _structure_str_list(value: Any, _: Any) -> list[str] | None:
+    """A ``list[str] | None`` field (result files, tags) without a hook call per item."""
+    if value is None:
+        return None
+    if type(value) is not list:
+        msg = f"expected a JSON array, got {type(value).__name__}"
+        raise TypeError(msg)
+    return [item if type(item) is str else str(item) for item in value]
+
+
+def _structure_str_dict(value: Any, _: Any) -> dict[str, str] | None:
+    """A ``dict[str, str] | None`` field (metadata) without a hook call per key and value."""
+    if value is None:
+        return None
+    if type(value) is not dict:
+        msg = f"expected a JSON object, got {type(value).__name__}"
+        raise TypeError(msg)
+    return {key: item if type(item) is str else str(item) for key, item in value.items()}
+
+
+_HYPERPARAMETER_TYPES = frozenset({str, int, float, type(None)})
+
+
+def _structure_hyperparameter(value: Any, _: Any) -> HyperparameterValue | None:
+    """``"auto"`` or a number, kept as sent; cattrs' union passthrough does the same, slower."""
+    if type(value) in _HYPERPARAMETER_TYPES:
+        return value  # type: ignore[no-any-return]
+    msg = f'expected "auto" or a number, got {value!r}'
+    raise TypeError(msg)
+
+
+def _is_exactly(expected: Any) -> Callable[[Any], bool]:
+    def predicate(tp: Any) -> bool:
+        return bool(tp == expected)
+
+    return predicate
 
 
 def _structure_job_error(value: Any, _: Any) -> JobError:
@@ -166,19 +222,12 @@ def _structure_job_error(value: Any, _: Any) -> JobError:
 
 
 def _make_job_structure() -> Callable[[Any, Any], FineTuningJob]:
-    generated = _structure_record(FineTuningJob)
-
-    def structure(value: Any, tp: Any) -> FineTuningJob:
-        # Azure writes the British spelling (COMPAT.md); the wire name wins when both are present.
-        if (
-            isinstance(value, dict)
-            and "organization_id" not in value
-            and "organisation_id" in value
-        ):
-            value = {**value, "organization_id": value["organisation_id"]}
-        return generated(value, tp)  # type: ignore[no-any-return]
-
-    return structure
+    # Azure writes the British spelling (COMPAT.md); the wire name wins when both are present.
+    return make_record_structure(
+        FineTuningJob,
+        converter.get_structure_hook,
+        fallback_keys={"organization_id": "organisation_id"},
+    )
 
 
 def _unstructure_without_nones(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
@@ -204,7 +253,14 @@ converter.register_structure_hook_factory(_is_optional, _structure_optional)
 converter.register_structure_hook_factory(
     lambda tp: _open_enum_of(tp) is not None, _structure_open_enum
 )
-converter.register_structure_hook(int | None, _structure_lenient_int)
+# Unions are matched by predicate: a plain hook for a union is ignored under union passthrough.
+for _union, _hook in (
+    (int | None, _structure_lenient_int),
+    (list[str] | None, _structure_str_list),
+    (dict[str, str] | None, _structure_str_dict),
+    (HyperparameterValue | None, _structure_hyperparameter),
+):
+    converter.register_structure_hook_func(_is_exactly(_union), _hook)
 converter.register_structure_hook(bool, _structure_bool)
 _job_error_from_dict = _structure_record(JobError)
 converter.register_structure_hook(JobError, _structure_job_error)
