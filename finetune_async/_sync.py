@@ -17,8 +17,6 @@ import threading
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-
 from ._client import AsyncClient, ClientOptions
 from .errors import FinetuneError
 from .resources.batches import Batches
@@ -29,6 +27,8 @@ from .resources.models import Models
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
+
+    from anyio.from_thread import BlockingPortal
 
     from ._config import Backoff, Timeout
     from ._sansio import DownloadSink
@@ -68,6 +68,9 @@ class _PortalRunner:
             if self._closed:
                 raise FinetuneError("this Client is closed; create a new one")
             if self._portal is None:
+                # anyio is imported with the first blocking call, not with the package.
+                from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
+
                 stack = contextlib.ExitStack()
                 portal = stack.enter_context(start_blocking_portal(backend="asyncio"))
                 # Enter the async client on the portal's loop: its session is made there.
