@@ -55,7 +55,7 @@ def _open_enum_members(tp: Any) -> Mapping[str, StrEnum] | None:
 
 
 def _conversion(
-    index: int, tp: Any, hook: Callable[[Any, Any], Any], names: dict[str, Any]
+    index: int, tp: Any, hook_for: Callable[[Any], Callable[[Any, Any], Any]], names: dict[str, Any]
 ) -> list[str]:
     """The lines that turn the raw value ``v<index>`` into the field's value."""
     var = f"v{index}"
@@ -66,7 +66,12 @@ def _conversion(
         # A string, or what the server sent in its place, as a string; null stays null.
         test = f"type({var}) is not str" + (f" and {var} is not None" if nullable else "")
         return [f"if {test}:", f"    {var} = str({var})"]
-    names[f"h{index}"] = hook
+    if nullable and len(plain) == 1 and attrs.has(plain[0]):
+        # A nested record: call the record's own hook, skipping the ``X | None`` one around it.
+        names[f"h{index}"] = hook_for(plain[0])
+        names[f"t{index}"] = plain[0]
+        return [f"if {var} is not None:", f"    {var} = h{index}({var}, t{index})"]
+    names[f"h{index}"] = hook_for(tp)
     names[f"t{index}"] = tp
     call = f"{var} = h{index}({var}, t{index})"
     members = _open_enum_members(tp)
@@ -120,7 +125,7 @@ def make_record_structure(
         var = f"v{index}"
         key = field.name
         tp = hints[field.name]
-        body = _conversion(index, tp, hook_for(tp), names)
+        body = _conversion(index, tp, hook_for, names)
         other = fallback_keys.get(key)
         if field.default is attrs.NOTHING:
             lines.append(f"    {var} = o[{key!r}]")

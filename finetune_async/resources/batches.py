@@ -16,8 +16,8 @@ from .._validation import check_id, check_metadata, check_one_of
 from ..data._batch_files import parse_result_line
 from ..errors import APIResponseValidationError, FinetuneError
 from ..types import Batch, BatchEndpoint, BatchResult, Page
+from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
-from .files import _ANY_CONTENT, _file_path
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterator, Mapping
@@ -212,7 +212,7 @@ class AsyncBatches:
         sink = _SpooledSink()
         try:
             await self._requester.download(
-                _file_path(file_id, "/content"), sink, headers=_ANY_CONTENT
+                file_path(file_id, "/content"), sink, headers=ANY_CONTENT
             )
         except BaseException:
             sink.file.close()
@@ -230,7 +230,7 @@ def _result(raw: bytes, file_id: str, number: int) -> BatchResult:
             status_code=200,
             body=quoted,
             method="GET",
-            url=_file_path(file_id, "/content"),
+            url=file_path(file_id, "/content"),
         ) from exc
 
 

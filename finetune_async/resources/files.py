@@ -14,12 +14,13 @@ import attrs
 
 from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_file_processed, wait_for
-from .._sansio import Upload, path_segment
+from .._sansio import Upload
 from .._validation import check_id, check_one_of
 from ..data import TRAINING_METHODS, TrainingFileReport, validate_training_file
 from ..data._training import validate_training_stream
 from ..errors import FinetuneError, InvalidParameterError, TrainingFileError
 from ..types import FileDeleted, FileObject, Page
+from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
 
 if TYPE_CHECKING:
@@ -32,8 +33,6 @@ __all__ = ["UPLOAD_PURPOSES", "AsyncFiles", "FileInput", "Validate"]
 #: The purposes an upload may name (the spec's CreateFileRequest).
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 _ORDERS = ("asc", "desc")
-# Prism answers 406 to `Accept: application/octet-stream` on this route (COMPAT.md).
-_ANY_CONTENT = {"Accept": "*/*"}
 
 FileInput: TypeAlias = (
     "str | os.PathLike[str] | bytes | IO[bytes] | io.RawIOBase | io.BufferedIOBase"
@@ -260,7 +259,7 @@ class AsyncFiles:
 
     async def retrieve(self, file_id: str) -> FileObject:
         """Return a file's description."""
-        return await self._requester.request("GET", _file_path(file_id), FileObject)
+        return await self._requester.request("GET", file_path(file_id), FileObject)
 
     def list(
         self,
@@ -286,7 +285,7 @@ class AsyncFiles:
         """Delete a file."""
         checked = check_id(file_id, "file_id")
         return await self._requester.request(
-            "DELETE", _file_path(checked), FileDeleted, empty=FileDeleted(id=checked)
+            "DELETE", file_path(checked), FileDeleted, empty=FileDeleted(id=checked)
         )
 
     async def wait_for_processing(
@@ -297,7 +296,7 @@ class AsyncFiles:
         Raises:
             WaitTimeoutError: Not processed in time; ``last`` holds the file as last seen.
         """
-        path = _file_path(file_id)
+        path = file_path(file_id)
         watcher = Watcher(
             self._requester,
             [file_id],
@@ -314,7 +313,7 @@ class AsyncFiles:
     async def content(self, file_id: str) -> bytes:
         """Return a file's contents, read whole (use ``download`` for large files)."""
         return await self._requester.request(
-            "GET", _file_path(file_id, "/content"), bytes, headers=_ANY_CONTENT
+            "GET", file_path(file_id, "/content"), bytes, headers=ANY_CONTENT
         )
 
     async def download(
@@ -336,19 +335,15 @@ class AsyncFiles:
             on_progress: Called with the bytes written so far after every chunk (0 when a retry
                 starts over), e.g. to drive a progress bar.
         """
-        url = _file_path(file_id, "/content")
+        url = file_path(file_id, "/content")
         with _PartFile(Path(os.fspath(path)), on_progress) as sink:
             target = sink.target
-            await self._requester.download(url, sink, headers=_ANY_CONTENT)
+            await self._requester.download(url, sink, headers=ANY_CONTENT)
         return target
 
 
 def _file_status(file: FileObject) -> str | None:
     return None if file.status is None else str(file.status)
-
-
-def _file_path(file_id: str, suffix: str = "") -> str:
-    return f"/files/{path_segment(check_id(file_id, 'file_id'))}{suffix}"
 
 
 @attrs.frozen

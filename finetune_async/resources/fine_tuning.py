@@ -33,8 +33,8 @@ from ..types import (
     Page,
     StepMetrics,
 )
+from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
-from .files import _ANY_CONTENT, _file_path
 
 if TYPE_CHECKING:
     import builtins
@@ -316,8 +316,8 @@ class AsyncJobs:
         """
         job = await self.retrieve(job_id)
         file_id = await self._metrics_file(job)
-        path = _file_path(file_id, "/content")
-        content = await self._requester.request("GET", path, bytes, headers=_ANY_CONTENT)
+        path = file_path(file_id, "/content")
+        content = await self._requester.request("GET", path, bytes, headers=ANY_CONTENT)
         try:
             return parse_step_metrics(content)
         except InvalidParameterError as exc:
@@ -339,7 +339,7 @@ class AsyncJobs:
         if len(job.result_files) == 1:
             return job.result_files[0]
         for file_id in job.result_files:
-            file = await self._requester.request("GET", _file_path(file_id), FileObject)
+            file = await self._requester.request("GET", file_path(file_id), FileObject)
             if (file.filename or "").lower().endswith(".csv"):
                 return file_id
         return job.result_files[0]
