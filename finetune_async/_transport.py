@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiohttp
 from yarl import URL
@@ -185,27 +185,24 @@ class AiohttpTransport:
     async def send(self, request: Request, limits: AttemptTimeout) -> Response:
         """Send ``request`` once and read the whole answer."""
         session = self._check_open()
-        if isinstance(request.body, Upload):
-            with _upload_form(request.body) as form:
-                return await self._exchange(session, request, limits, form)
-        return await self._exchange(session, request, limits, request.body)
-
-    async def _exchange(
-        self, session: aiohttp.ClientSession, request: Request, limits: AttemptTimeout, data: Any
-    ) -> Response:
-        try:
-            async with session.request(
-                request.method,
-                # The URL is already percent-encoded by _sansio; keep yarl from re-encoding it.
-                URL(request.url, encoded=True),
-                headers=request.headers,
-                data=data,
-                timeout=self._timeout_for(limits),
-            ) as resp:
-                body = await resp.read()
-                return Response(status=resp.status, headers=resp.headers, body=body)
-        except _TRANSPORT_ERRORS as exc:
-            raise _translated(request, exc) from exc
+        body = request.body
+        # One coroutine for the common case (no upload): every layer of awaits costs each poll.
+        form = _upload_form(body) if isinstance(body, Upload) else contextlib.nullcontext(body)
+        # Opening the upload's file is outside the try: an unreadable file is not the network's.
+        with form as data:
+            try:
+                async with session.request(
+                    request.method,
+                    # The URL is already percent-encoded by _sansio; keep yarl from re-encoding.
+                    URL(request.url, encoded=True),
+                    headers=request.headers,
+                    data=data,
+                    timeout=self._timeout_for(limits),
+                ) as resp:
+                    content = await resp.read()
+                    return Response(status=resp.status, headers=resp.headers, body=content)
+            except _TRANSPORT_ERRORS as exc:
+                raise _translated(request, exc) from exc
 
     async def stream(
         self, request: Request, limits: AttemptTimeout, sink: DownloadSink
