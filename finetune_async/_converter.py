@@ -120,10 +120,6 @@ def _structure_record(tp: Any) -> Callable[[Any, Any], Any]:
     return structure
 
 
-# Records whose hook is registered directly below: an ``X | None`` of them must use that hook.
-_RECORDS_WITH_OWN_HOOK = frozenset({FineTuningJob, JobError})
-
-
 def _is_list(tp: Any) -> bool:
     return typing.get_origin(tp) is list
 
@@ -161,14 +157,6 @@ def _structure_optional(tp: Any) -> Callable[[Any, Any], Any]:
             return str(value)
 
         return structure_str
-    if _is_record(inner) and inner not in _RECORDS_WITH_OWN_HOOK and can_generate(inner):
-        # One call per nested record instead of two: these sit on the polling hot path.
-        record = make_record_structure(inner, converter.get_structure_hook)
-
-        def structure_record(value: Any, _: Any) -> Any:
-            return None if value is None else record(value, inner)
-
-        return structure_record
     inner_hook = converter.get_structure_hook(inner)
 
     def structure(value: Any, _: Any) -> Any:
