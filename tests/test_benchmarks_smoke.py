@@ -65,12 +65,13 @@ def test_harness_without_openai_writes_one_row_per_runner_and_workload(tmp_path:
         ("structure_job", "finetune_async"),
     } == set(rows)
     assert len(rows) == len(document["rows"])  # one row each, no duplicates
-    # Counts x0.005: 100 and 15 retrieves, a 50-job list, 50 events, 50 jobs watched (3 polls).
+    # Counts x0.005: 100 and 15 retrieves, a 50-job list and 50 events (each walked 5 times),
+    # 50 jobs watched (3 polls).
     expected_units = {
         "retrieve_c64": 100,
         "retrieve_c1": 15,
-        "list_walk": 50,
-        "events_walk": 50,
+        "list_walk": 5 * 50,
+        "events_walk": 5 * 50,
         "watch": 150,
     }
     for (workload, runner), row in rows.items():
