@@ -667,6 +667,10 @@ def test_connection_refused_exits_1_with_one_line() -> None:
     assert "" == result.stdout
 
 
+def _sigint_as_in_a_terminal() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_promptly_without_traceback(frozen: Lab) -> None:
     """SIGINT during `jobs wait` (a job that never moves): exit 130 within 10 s, no traceback."""
     job = frozen.create_job(frozen.upload_training().id)
@@ -677,6 +681,9 @@ def test_ctrl_c_exits_130_promptly_without_traceback(frozen: Lab) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env=frozen.env,
+        # As in a terminal: a test run started in the background without job control inherits
+        # SIGINT ignored, and Python keeps it ignored in the child.
+        preexec_fn=_sigint_as_in_a_terminal,  # noqa: PLW1509 - resets one signal, nothing else
     ) as proc:
         try:
             # Interrupt once the wait is under way (the imports alone take about a second).
