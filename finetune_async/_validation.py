@@ -118,6 +118,36 @@ def as_json_object(value: object, param: str) -> dict[str, Any]:
     )
 
 
+#: The bounds of an ``expires_after`` policy's ``seconds`` (the spec: one hour to 30 days).
+EXPIRY_SECONDS: Final = (3600, 2_592_000)
+
+
+def check_expires_after(value: object, param: str) -> dict[str, Any] | None:
+    """Return an expiration policy ``{"anchor": "created_at", "seconds": N}`` checked, or None.
+
+    The spec's ``FileExpirationAfter`` / ``BatchFileExpirationAfter``: the only anchor is
+    ``created_at``, and ``seconds`` is an integer from 3600 (an hour) to 2592000 (30 days).
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise _fail(
+            param,
+            f'must be a dict like {{"anchor": "created_at", "seconds": 86400}}, got '
+            f"{type(value).__name__}",
+        )
+    unknown = sorted(set(value) - {"anchor", "seconds"})
+    if unknown:
+        raise _fail(param, f"has unknown keys {unknown}: only 'anchor' and 'seconds' are allowed")
+    if value.get("anchor") != "created_at":
+        raise _fail(param, f"anchor must be 'created_at', got {value.get('anchor')!r}")
+    seconds = value.get("seconds")
+    low, high = EXPIRY_SECONDS
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not low <= seconds <= high:
+        raise _fail(param, f"seconds must be an integer from {low} to {high}, got {seconds!r}")
+    return {"anchor": "created_at", "seconds": seconds}
+
+
 def check_metadata(metadata: object, param: str = "metadata") -> dict[str, str] | None:
     """Return ``metadata`` if it keeps the API's limits, else raise."""
     if metadata is None:

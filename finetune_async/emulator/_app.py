@@ -13,7 +13,7 @@ from typing import Any, Final
 import orjson
 from aiohttp import BodyPartReader, web
 
-from .._validation import check_metadata, fine_tuning_job_body
+from .._validation import check_expires_after, check_metadata, fine_tuning_job_body
 from ..errors import InvalidParameterError
 from ._batches import BATCH_ENDPOINTS, BatchSim
 from ._faults import RequestRecord
@@ -165,6 +165,23 @@ def _state(request: web.Request) -> EmulatorState:
 # --- files -------------------------------------------------------------------------------------
 
 
+# Multipart has no nesting: an expiration policy comes as bracketed field names.
+_EXPIRY_PARTS = {"expires_after[anchor]": "anchor", "expires_after[seconds]": "seconds"}
+
+
+def _expiry_seconds(fields: dict[str, object]) -> int:
+    """The seconds of an upload's ``expires_after[...]`` fields, checked as the SDK checks them."""
+    seconds = fields.get("seconds")
+    if isinstance(seconds, str) and seconds.isdigit():
+        fields = {**fields, "seconds": int(seconds)}
+    try:
+        policy = check_expires_after(fields, "expires_after")
+    except InvalidParameterError as exc:
+        raise EmulatedAPIError(400, str(exc), param=exc.param) from None
+    assert policy is not None  # noqa: S101 - fields is not empty
+    return int(policy["seconds"])
+
+
 async def create_file(request: web.Request) -> web.Response:
     """POST /files: a multipart upload, streamed to disk."""
     state = _state(request)
@@ -174,6 +191,7 @@ async def create_file(request: web.Request) -> web.Response:
         )
     reader = await request.multipart()
     purpose: str | None = None
+    expiry: dict[str, object] = {}
     stored: StoredFile | None = None
     file_id = state.ids.new("file")
     async for part in reader:
@@ -181,6 +199,8 @@ async def create_file(request: web.Request) -> web.Response:
             continue
         if part.name == "purpose":
             purpose = (await part.text()).strip()
+        elif part.name in _EXPIRY_PARTS:
+            expiry[_EXPIRY_PARTS[part.name]] = (await part.text()).strip()
         elif part.name == "file":
             path = state.files.path_for(file_id)
             size = 0
@@ -204,6 +224,12 @@ async def create_file(request: web.Request) -> web.Response:
         raise EmulatedAPIError(
             400, f"Invalid 'purpose': {purpose!r}. Expected one of {allowed}.", param="purpose"
         )
+    if expiry:
+        try:
+            stored.expires_at = stored.created_at + _expiry_seconds(expiry)
+        except EmulatedAPIError:
+            stored.path.unlink(missing_ok=True)
+            raise
     stored.purpose = purpose
     state.files.add(stored)
     return _json(stored.to_json())
@@ -494,6 +520,7 @@ async def create_batch(request: web.Request) -> web.Response:
         )
     try:
         metadata = check_metadata(body.get("metadata"))
+        check_expires_after(body.get("output_expires_after"), "output_expires_after")
     except InvalidParameterError as exc:
         raise EmulatedAPIError(400, str(exc), param=exc.param) from None
     batch = BatchSim(

@@ -12,7 +12,7 @@ import attrs
 from .._pagination import AsyncPager, Pager, Runner, iterate_blocking
 from .._polling import Watcher, is_terminal, wait_for
 from .._sansio import path_segment
-from .._validation import check_id, check_metadata, check_one_of
+from .._validation import check_expires_after, check_id, check_metadata, check_one_of
 from ..data._batch_files import parse_result_line
 from ..errors import APIResponseValidationError, FinetuneError
 from ..types import Batch, BatchEndpoint, BatchResult, Page
@@ -102,6 +102,7 @@ class AsyncBatches:
         endpoint: str,
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
+        output_expires_after: Mapping[str, object] | None = None,
     ) -> Batch:
         """Create a batch from an uploaded JSONL file (purpose ``batch``).
 
@@ -113,10 +114,12 @@ class AsyncBatches:
             endpoint: One of ``BATCH_ENDPOINTS``, e.g. ``"/v1/chat/completions"``.
             completion_window: ``"24h"``, the only window the API offers.
             metadata: Up to 16 string pairs.
+            output_expires_after: When the batch's output and error files expire,
+                ``{"anchor": "created_at", "seconds": N}`` with N from 3600 to 2592000.
 
         Raises:
-            InvalidParameterError: An empty file id, an unknown endpoint or window, or bad
-                metadata (nothing is sent).
+            InvalidParameterError: An empty file id, an unknown endpoint or window, bad
+                metadata or a bad ``output_expires_after`` (nothing is sent).
         """
         body: dict[str, object] = {
             "input_file_id": check_id(input_file_id, "input_file_id"),
@@ -127,6 +130,9 @@ class AsyncBatches:
         }
         if metadata is not None:
             body["metadata"] = check_metadata(metadata)
+        expiry = check_expires_after(output_expires_after, "output_expires_after")
+        if expiry is not None:
+            body["output_expires_after"] = expiry
         return await self._requester.request("POST", "/batches", Batch, body=body)
 
     async def retrieve(self, batch_id: str) -> Batch:
@@ -248,6 +254,7 @@ class Batches:
         endpoint: str,
         completion_window: str = "24h",
         metadata: Mapping[str, str] | None = None,
+        output_expires_after: Mapping[str, object] | None = None,
     ) -> Batch:
         """Blocking twin of ``AsyncBatches.create``."""
         return self._runner.call(
@@ -257,6 +264,7 @@ class Batches:
                 endpoint=endpoint,
                 completion_window=completion_window,
                 metadata=metadata,
+                output_expires_after=output_expires_after,
             )
         )
 

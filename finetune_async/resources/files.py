@@ -15,7 +15,7 @@ import attrs
 from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_file_processed, wait_for
 from .._sansio import Upload
-from .._validation import check_id, check_one_of
+from .._validation import check_expires_after, check_id, check_one_of
 from ..data import TRAINING_METHODS, TrainingFileReport, validate_training_file
 from ..data._training import validate_training_stream
 from ..errors import FinetuneError, InvalidParameterError, TrainingFileError
@@ -24,7 +24,7 @@ from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from types import TracebackType
 
 
@@ -220,7 +220,12 @@ class AsyncFiles:
     _requester: Requester
 
     async def create(
-        self, *, file: FileInput, purpose: str, validate: Validate = False
+        self,
+        *,
+        file: FileInput,
+        purpose: str,
+        validate: Validate = False,
+        expires_after: Mapping[str, object] | None = None,
     ) -> FileObject:
         """Upload a file, streamed from its source (never read whole into memory).
 
@@ -238,18 +243,29 @@ class AsyncFiles:
                 ``"reinforcement"`` those methods'. Only for ``purpose="fine-tune"``. The check
                 streams the data in a worker thread (files can be hundreds of MB); a file object
                 is read to its end and sent from where it was, so it must be seekable.
+            expires_after: When the file expires, ``{"anchor": "created_at", "seconds": N}``
+                with N from 3600 (an hour) to 2592000 (30 days); by default batch files expire
+                after 30 days and others are kept until deleted.
 
         Raises:
             TrainingFileError: ``validate`` found errors; the message lists the first ones as
                 ``PATH:LINE: message`` and ``.report`` has them all (nothing is sent).
-            InvalidParameterError: An unknown purpose, a missing file, an unusable ``file``, or
-                ``validate`` on another purpose or a file object that cannot seek (nothing is
-                sent).
+            InvalidParameterError: An unknown purpose, a missing file, an unusable ``file``,
+                ``validate`` on another purpose or a file object that cannot seek, or a bad
+                ``expires_after`` (nothing is sent).
             OSError: ``validate`` could not read the file.
         """
         check_one_of(purpose, "purpose", UPLOAD_PURPOSES, required=True)
+        expiry = check_expires_after(expires_after, "expires_after")
         method = _validation_method(validate, purpose)
-        source = attrs.evolve(upload_source(file), fields=(("purpose", purpose),))
+        fields: tuple[tuple[str, str], ...] = (("purpose", purpose),)
+        if expiry is not None:
+            # Multipart has no nesting: the API reads bracketed names (its curl example's -F).
+            fields += (
+                ("expires_after[anchor]", expiry["anchor"]),
+                ("expires_after[seconds]", str(expiry["seconds"])),
+            )
+        source = attrs.evolve(upload_source(file), fields=fields)
         if method is not None:
             _check_seekable(file)
             report = await asyncio.to_thread(_validate_upload, file, source.filename, method)
@@ -353,10 +369,23 @@ class Files:
     _async_api: AsyncFiles
     _runner: Runner
 
-    def create(self, *, file: FileInput, purpose: str, validate: Validate = False) -> FileObject:
+    def create(
+        self,
+        *,
+        file: FileInput,
+        purpose: str,
+        validate: Validate = False,
+        expires_after: Mapping[str, object] | None = None,
+    ) -> FileObject:
         """Blocking twin of ``AsyncFiles.create`` (streamed, never read whole into memory)."""
         return self._runner.call(
-            partial(self._async_api.create, file=file, purpose=purpose, validate=validate)
+            partial(
+                self._async_api.create,
+                file=file,
+                purpose=purpose,
+                validate=validate,
+                expires_after=expires_after,
+            )
         )
 
     def retrieve(self, file_id: str) -> FileObject:

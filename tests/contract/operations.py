@@ -276,6 +276,18 @@ CALLS: Final = (
         Batch,
     ),
     Call(
+        "createBatch",
+        "POST",
+        "/batches",
+        lambda c: c.batches.create(
+            input_file_id=FILE_ID,
+            endpoint="/v1/embeddings",
+            output_expires_after={"anchor": "created_at", "seconds": 86_400},
+        ),
+        Batch,
+        "output expiry",
+    ),
+    Call(
         "listBatches",
         "GET",
         "/batches",
@@ -311,6 +323,18 @@ CALLS: Final = (
         lambda c: c.files.create(file=io.BytesIO(TRAINING_LINE), purpose="batch"),
         FileObject,
         "file object",
+    ),
+    Call(
+        "createFile",
+        "POST",
+        "/files",
+        lambda c: c.files.create(
+            file=("in.jsonl", TRAINING_LINE),
+            purpose="batch",
+            expires_after={"anchor": "created_at", "seconds": 86_400},
+        ),
+        FileObject,
+        "expiry",
     ),
     Call(
         "listFiles",
