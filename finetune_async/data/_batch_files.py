@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, Any, Final, Self
 import attrs
 import orjson
 
+from .._validation import check_one_of
 from ..errors import FinetuneError, InvalidParameterError
 from ..types import BatchEndpoint, BatchError, BatchRequest, BatchResult
 
@@ -80,10 +81,10 @@ def _fail(param: str, message: str) -> InvalidParameterError:
 
 
 def _check_endpoint(url: object, param: str) -> str:
-    if not isinstance(url, str) or url not in _ENDPOINTS:
-        allowed = ", ".join(map(repr, _ENDPOINTS))
-        raise _fail(param, f"{param}: must be one of {allowed}, got {url!r}")
-    return url
+    # The same check, and message, as batches.create's; required, so never None.
+    checked = check_one_of(url, param, _ENDPOINTS, required=True)
+    assert checked is not None  # noqa: S101
+    return checked
 
 
 def _embedding_inputs(body: Mapping[str, Any]) -> int:
