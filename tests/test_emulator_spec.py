@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 from tests.conftest import SPEC_PATH
 
-SPEC_URI = "urn:openai-finetune-subset"
+SPEC_URI = "urn:openai-finetune-facts"
 SPEC: dict[str, Any] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 REGISTRY: Registry[Any] = Registry().with_resource(SPEC_URI, DRAFT202012.create_resource(SPEC))
 

@@ -1,6 +1,6 @@
 """The spec's 22 operations as SDK calls, written once for both clients, and what checks them.
 
-``CALLS`` maps every operation of ``openai-finetune-subset.yaml`` to a call of the public API
+``CALLS`` maps every operation of ``openai-finetune-facts.yaml`` to a call of the public API
 (several calls for an operation whose request has several shapes, such as the three fine-tuning
 methods). Each call is a function of the client, so ``AsyncClient`` and ``Client`` run the very
 same line: the async client returns a coroutine or an ``AsyncPager``, the blocking one the result

@@ -1,6 +1,6 @@
 """Every operation of the official spec, through ``AsyncClient``, against Stoplight Prism.
 
-Prism serves ``openai-finetune-subset.yaml`` with ``--errors``: a request that breaks the spec gets
+Prism serves ``openai-finetune-facts.yaml`` with ``--errors``: a request that breaks the spec gets
 a 422 instead of an answer, and its log names the violation. Static mode answers the spec's
 examples; dynamic mode (one server per seed) answers random schema-valid JSON with extra keys and
 nulls.

@@ -23,17 +23,37 @@ from tests.contract.operations import CALLS
 
 SPEC: Final[dict[str, Any]] = yaml.safe_load(SPEC_PATH.read_text(encoding="utf-8"))
 HTTP_METHODS: Final = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-#: How many operations the spec subset has; a change here is a change of the contract.
-OPERATION_COUNT: Final = 22
+#: How many operations the vendored spec has; a change here is a change of the contract.
+OPERATION_COUNT: Final = 29
+#: The spec's operations the SDK has no call for yet (the Uploads, graders and models-list issue).
+#: Each one leaves this set when its call is built and joins ``CALLS``.
+NOT_YET_BUILT: Final = frozenset(
+    {
+        "addUploadPart",
+        "cancelUpload",
+        "completeUpload",
+        "createUpload",
+        "listModels",
+        "runGrader",
+        "validateGrader",
+    }
+)
 
 
-def spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
+def all_spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
     """Every operation of the spec by ``operationId``: (METHOD, path, operation)."""
     return {
         operation["operationId"]: (method.upper(), path, operation)
         for path, item in SPEC["paths"].items()
         for method, operation in item.items()
         if method in HTTP_METHODS
+    }
+
+
+def spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """The spec's operations that the SDK has a call for (all but ``NOT_YET_BUILT``)."""
+    return {
+        op: value for op, value in all_spec_operations().items() if op not in NOT_YET_BUILT
     }
 
 
@@ -119,10 +139,12 @@ def returns_by_operation() -> dict[str, Any]:
     return {op: next(iter(kinds)) for op, kinds in returns.items()}
 
 
-def test_the_spec_has_22_operations_and_each_has_an_sdk_call() -> None:
-    """``CALLS`` covers exactly the spec's operations, with the spec's method and path."""
+def test_the_spec_has_29_operations_and_each_built_one_has_an_sdk_call() -> None:
+    """``CALLS`` covers exactly the spec's operations bar ``NOT_YET_BUILT``, by method and path."""
+    assert OPERATION_COUNT == len(all_spec_operations())
+    assert set() == NOT_YET_BUILT - set(all_spec_operations())
     operations = spec_operations()
-    assert OPERATION_COUNT == len(operations)
+    assert OPERATION_COUNT - len(NOT_YET_BUILT) == len(operations)
     assert set(operations) == {call.operation_id for call in CALLS}
     declared = {(call.operation_id, call.method, call.path) for call in CALLS}
     assert {(op, method, path) for op, (method, path, _) in operations.items()} == declared
