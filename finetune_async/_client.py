@@ -206,6 +206,7 @@ class AsyncClient:
         self._first_attempt = AttemptTimeout(
             connect=timeout.connect, read=timeout.read, total=timeout.total
         )
+        self._capped_attempt: tuple[float, AttemptTimeout] | None = None
         self._transport = transport
         self._owns_transport = owns_transport
         self._closed = False
@@ -515,23 +516,32 @@ class AsyncClient:
             headers = {**headers, "Idempotency-Key": new_idempotency_key()}
         return Request(method=method, url=url, headers=headers, body=payload)
 
-    async def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
+    async def poll(
+        self, path: str, into: type[T], *, timeout: float | None = None
+    ) -> tuple[T, Mapping[str, str]]:
         """GET ``path`` once, without retries, and return the record and the response headers.
 
         For schedulers that own their retries (``watch``): a retry here would be sent behind the
-        scheduler's back, after a 429 that asked everyone to wait.
+        scheduler's back, after a 429 that asked everyone to wait. ``timeout`` bounds this one
+        attempt in place of the client's total timeout, so that a stalled poll frees its slot.
         """
         request = self._build_request("GET", path, (), None, None)
-        response = await self._send(request, max_retries=0)
+        response = await self._send(request, max_retries=0, attempt_total=timeout)
         return self._structure(request, response, into, None), response.headers
 
     async def _send(
-        self, request: Request, sink: DownloadSink | None = None, *, max_retries: int | None = None
+        self,
+        request: Request,
+        sink: DownloadSink | None = None,
+        *,
+        max_retries: int | None = None,
+        attempt_total: float | None = None,
     ) -> Response:
         """Send ``request``, retrying as the sans-I/O rules say, within the total timeout.
 
         With a ``sink`` the answer is streamed into it, and a retry asks only for the bytes the
-        sink does not hold yet. ``max_retries`` overrides the client's setting.
+        sink does not hold yet. ``max_retries`` overrides the client's setting;
+        ``attempt_total`` caps each attempt's total limit (a poll's own short bound).
         """
         if self._closed:
             raise errors.FinetuneError("this client is closed; create a new one")
@@ -541,6 +551,8 @@ class AsyncClient:
         started = loop.time()
         # The first attempt has the whole budget: its limits are worked out once per client.
         attempt_timeout = self._first_attempt
+        if attempt_total is not None:
+            attempt_timeout = self._capped_first_attempt(attempt_total)
         attempt = 0
         while True:
             failure: errors.APIError
@@ -578,6 +590,18 @@ class AsyncClient:
             await asyncio.sleep(delay)
             attempt += 1
             attempt_timeout = self._retry_timeout(request, deadline, loop.time())
+
+    def _capped_first_attempt(self, total: float) -> AttemptTimeout:
+        """The first attempt's limits with ``total`` as the cap, kept for the next poll."""
+        cached = self._capped_attempt
+        if cached is not None and cached[0] == total:
+            return cached[1]
+        first = self._first_attempt
+        capped = first if first.total is not None and first.total <= total else None
+        limits = capped or attrs.evolve(first, total=total)
+        # The same object each time lets the transport reuse its aiohttp timeout too.
+        self._capped_attempt = (total, limits)
+        return limits
 
     def _retry_timeout(
         self, request: Request, deadline: float | None, now: float

@@ -341,9 +341,11 @@ class Client:
             )
         )
 
-    def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
+    def poll(
+        self, path: str, into: type[T], *, timeout: float | None = None
+    ) -> tuple[T, Mapping[str, str]]:
         """Blocking twin of ``AsyncClient.poll``."""
-        return self._call(partial(self._async.poll, path, into))
+        return self._call(partial(self._async.poll, path, into, timeout=timeout))
 
     def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None

@@ -46,8 +46,14 @@ class Requester(Protocol):
         """
         ...
 
-    async def poll(self, path: str, into: type[T]) -> tuple[T, Mapping[str, str]]:
-        """GET ``path`` once, without retries; return the record and the response headers."""
+    async def poll(
+        self, path: str, into: type[T], *, timeout: float | None = None
+    ) -> tuple[T, Mapping[str, str]]:
+        """GET ``path`` once, without retries; return the record and the response headers.
+
+        ``timeout`` bounds this one attempt, in seconds, in place of the client's total timeout
+        (the client's connect and read limits still apply within it); None keeps the client's.
+        """
         ...
 
     async def download(
