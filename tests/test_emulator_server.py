@@ -557,7 +557,8 @@ async def test_stats_record_every_request_and_reset() -> None:
         ("DELETE", "/v1/files/file-x", "DELETE /files/{file_id}", 500, "5xx"),
     ] == [(r.method, r.path, r.route, r.outcome, r.fault) for r in records]
     first_headers = {k.lower(): v for k, v in records[0].headers.items()}
-    assert "Bearer test" == first_headers["authorization"]
+    assert "[redacted]" == first_headers["authorization"]
+    assert records[0].sent_header("Authorization", "Bearer test")
     assert "yes" == first_headers["x-test"]
     assert "x-test" not in {k.lower() for k in records[1].headers}
     assert records[0].started <= records[1].started <= records[2].started

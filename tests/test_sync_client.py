@@ -516,10 +516,12 @@ def test_for_portkey_sends_its_headers(emu: Emulator) -> None:
         emu.reset_stats()
         assert MODEL == client.models.retrieve(MODEL).id
     assert 1 == emu.stats.total
-    headers = lowered(emu.stats.requests[0])
+    record = emu.stats.requests[0]
+    headers = lowered(record)
     assert "openai" == headers.get("x-portkey-provider")
     assert "trace-1" == headers.get("x-portkey-trace-id")
-    assert "Bearer test" == headers.get("authorization")
+    # The emulator's log redacts credentials; it can still tell which one was sent.
+    assert record.sent_header("Authorization", "Bearer test")
 
 
 def test_for_azure_sends_key_and_version(emu: Emulator) -> None:
@@ -533,7 +535,7 @@ def test_for_azure_sends_key_and_version(emu: Emulator) -> None:
     assert 1 == emu.stats.total
     record = emu.stats.requests[0]
     assert f"/v1/openai/models/{MODEL}" == record.path
-    assert "azure-key" == lowered(record).get("api-key")
+    assert record.sent_header("api-key", "azure-key")
     # The emulator records no query string; the error carries the URL that was sent.
     assert caught.value.url is not None
     assert caught.value.url.endswith("?api-version=2025-04-01-preview")

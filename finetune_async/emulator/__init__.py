@@ -4,14 +4,25 @@
 queued, running with metrics events and checkpoints, succeeded or failed; cancel, pause and
 resume), checkpoint permissions, batches that really process their input file, and models, with
 cursor pagination and OpenAI's error shapes. ``Faults`` injects 429s with ``Retry-After``, 5xx,
-latency, dropped connections and a rate limit; ``emu.stats`` counts what the server saw.
+latency, dropped connections and a rate limit; ``Limits`` bounds uploads, JSON bodies and the
+request log; ``emu.stats`` counts what the server saw.
 """
 
 from __future__ import annotations
 
-from ._faults import Faults, RequestRecord, Stats
+from ._faults import Faults, RequestLog, RequestRecord, Stats
 from ._jobs import Timing
+from ._limits import Limits
 from ._server import Emulator
 from ._state import BASE_MODELS
 
-__all__ = ["BASE_MODELS", "Emulator", "Faults", "RequestRecord", "Stats", "Timing"]
+__all__ = [
+    "BASE_MODELS",
+    "Emulator",
+    "Faults",
+    "Limits",
+    "RequestLog",
+    "RequestRecord",
+    "Stats",
+    "Timing",
+]

@@ -8,18 +8,23 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+import attrs
 import orjson
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from .._validation import check_expires_after, check_metadata, fine_tuning_job_body
 from ..errors import InvalidParameterError
 from ._batches import BATCH_ENDPOINTS, BatchSim
-from ._faults import RequestRecord
+from ._faults import RequestRecord, redact_headers
 from ._files import StoredFile
 from ._jobs import IllegalTransitionError, JobSim
 from ._state import EmulatorState
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["STATE", "build_app"]
 
@@ -143,8 +148,24 @@ def _page_of_live(
     return page
 
 
+def _too_large(what: str, limit: int) -> EmulatedAPIError:
+    return EmulatedAPIError(
+        HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        f"{what} is too large: the limit is {limit} bytes.",
+        code="request_too_large",
+    )
+
+
 async def _json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
-    raw = await request.read()
+    limit = _state(request).limits.json_bytes
+    # Refuse a declared oversize body before reading any of it; aiohttp's client_max_size (the
+    # same limit) stops a chunked one while it is read.
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large("The JSON body", limit)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large("The JSON body", limit) from None
     if not raw.strip():
         if optional:
             return {}
@@ -165,74 +186,165 @@ def _state(request: web.Request) -> EmulatorState:
 # --- files -------------------------------------------------------------------------------------
 
 
-# Multipart has no nesting: an expiration policy comes as bracketed field names.
-_EXPIRY_PARTS = {"expires_after[anchor]": "anchor", "expires_after[seconds]": "seconds"}
+# Multipart has no nesting: an expiration policy comes as bracketed field names, or as one
+# JSON part, OpenAPI's default encoding of an object in multipart/form-data (OpenAPI 3.1,
+# "Encoding Object"). Both are accepted.
+_EXPIRY_PARTS: Final = {"expires_after[anchor]": "anchor", "expires_after[seconds]": "seconds"}
+_EXPIRY_JSON: Final = "expires_after"
+#: The largest text field of an upload (purpose, expires_after): a few bytes in practice.
+_FIELD_BYTES: Final = 64 * 1024
+#: What the parts' headers and the text fields may add to the file in a multipart body.
+_FORM_OVERHEAD: Final = 1024 * 1024
+# What aiohttp's multipart reader raises on a body that is not well-formed multipart (each was
+# seen by sending one): ValueError ("Could not find starting boundary", "boundary missed",
+# "boundary ... is too long", "Reading after EOF") and BadHttpMessage (LineTooLong for a part
+# header over 8190 bytes, InvalidHeader).
+_MALFORMED: Final = (ValueError, BadHttpMessage)
 
 
-def _expiry_seconds(fields: dict[str, object]) -> int:
-    """The seconds of an upload's ``expires_after[...]`` fields, checked as the SDK checks them."""
-    seconds = fields.get("seconds")
-    if isinstance(seconds, str) and seconds.isdigit():
-        fields = {**fields, "seconds": int(seconds)}
+@attrs.define
+class _Upload:
+    """The fields of one ``POST /files`` body; the file's bytes are already on disk."""
+
+    purpose: str | None = None
+    expiry: dict[str, object] = attrs.field(factory=dict)
+    expiry_json: str | None = None
+    filename: str | None = None
+    size: int | None = None
+
+
+def _expiry_seconds(upload: _Upload) -> int | None:
+    """The seconds of an upload's expiration policy, checked as the SDK checks it (None: none)."""
+    fields = upload.expiry
+    if upload.expiry_json is not None:
+        if fields:
+            raise EmulatedAPIError(
+                400,
+                "Send 'expires_after' once: as one JSON part or as expires_after[...] fields.",
+                param="expires_after",
+            )
+        try:
+            fields = orjson.loads(upload.expiry_json)
+        except orjson.JSONDecodeError:
+            raise EmulatedAPIError(
+                400, "Invalid 'expires_after': the part is not JSON.", param="expires_after"
+            ) from None
+    elif not fields:
+        return None
+    else:
+        seconds = fields.get("seconds")
+        if isinstance(seconds, str) and seconds.isdigit():
+            fields = {**fields, "seconds": int(seconds)}
     try:
         policy = check_expires_after(fields, "expires_after")
     except InvalidParameterError as exc:
         raise EmulatedAPIError(400, str(exc), param=exc.param) from None
-    assert policy is not None  # noqa: S101 - fields is not empty
+    if policy is None:
+        # `null` in the JSON part: no policy, as when the field is left out.
+        return None
     return int(policy["seconds"])
+
+
+async def _field_text(part: BodyPartReader) -> str:
+    """The text of a small form field, refused beyond ``_FIELD_BYTES``."""
+    raw = bytearray()
+    while chunk := await part.read_chunk(_CHUNK):
+        raw += chunk
+        if len(raw) > _FIELD_BYTES:
+            raise _too_large(f"The '{part.name}' field", _FIELD_BYTES)
+    charset = part.get_charset(default="utf-8")
+    try:
+        return raw.decode(charset).strip()
+    except (LookupError, UnicodeDecodeError):
+        raise EmulatedAPIError(
+            400, f"The '{part.name}' field is not text in charset {charset!r}.", param=part.name
+        ) from None
+
+
+async def _save_file(part: BodyPartReader, path: Path, limit: int) -> int:
+    """Stream the file part to ``path``; return its size, refused beyond ``limit`` bytes."""
+    size = 0
+    with path.open("wb") as handle:
+        while chunk := await part.read_chunk(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise _too_large("The file", limit)
+            handle.write(chunk)
+    return size
+
+
+async def _read_upload(request: web.Request, path: Path, limit: int) -> _Upload:
+    """Read a multipart upload: the fields in memory, the file part streamed to ``path``."""
+    upload = _Upload()
+    try:
+        reader = await request.multipart()
+        async for part in reader:
+            if request.content.total_bytes > limit + _FORM_OVERHEAD:
+                raise _too_large("The upload", limit)
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "purpose":
+                upload.purpose = await _field_text(part)
+            elif part.name in _EXPIRY_PARTS:
+                upload.expiry[_EXPIRY_PARTS[part.name]] = await _field_text(part)
+            elif part.name == _EXPIRY_JSON:
+                upload.expiry_json = await _field_text(part)
+            elif part.name == "file":
+                upload.filename = part.filename or "upload"
+                upload.size = await _save_file(part, path, limit)
+    except _MALFORMED as exc:
+        # Only the reader raises these here: the helpers raise EmulatedAPIError or OSError.
+        detail = exc.message if isinstance(exc, BadHttpMessage) else str(exc)
+        raise EmulatedAPIError(
+            400, f"The body is not a valid multipart/form-data upload: {detail.strip()[:200]}"
+        ) from None
+    return upload
 
 
 async def create_file(request: web.Request) -> web.Response:
     """POST /files: a multipart upload, streamed to disk."""
     state = _state(request)
+    limit = state.limits.file_bytes
     if not request.content_type.startswith("multipart/"):
         raise EmulatedAPIError(
             400, "Uploads must be multipart/form-data with 'file' and 'purpose'."
         )
-    reader = await request.multipart()
-    purpose: str | None = None
-    expiry: dict[str, object] = {}
-    stored: StoredFile | None = None
+    if request.content_length is not None and request.content_length > limit + _FORM_OVERHEAD:
+        raise _too_large("The upload", limit)
     file_id = state.ids.new("file")
-    async for part in reader:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.name == "purpose":
-            purpose = (await part.text()).strip()
-        elif part.name in _EXPIRY_PARTS:
-            expiry[_EXPIRY_PARTS[part.name]] = (await part.text()).strip()
-        elif part.name == "file":
-            path = state.files.path_for(file_id)
-            size = 0
-            with path.open("wb") as handle:
-                while chunk := await part.read_chunk(_CHUNK):
-                    handle.write(chunk)
-                    size += len(chunk)
-            stored = StoredFile(
-                file_id=file_id,
-                filename=part.filename or "upload",
-                purpose="",
-                path=path,
-                size=size,
-                created_at=int(state.now()),
-            )
-    if stored is None:
+    path = state.files.path_for(file_id)
+    try:
+        upload = await _read_upload(request, path, limit)
+        stored = _checked_upload(state, upload, file_id, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    state.files.add(stored)
+    return _json(stored.to_json())
+
+
+def _checked_upload(state: EmulatorState, upload: _Upload, file_id: str, path: Path) -> StoredFile:
+    """The file an upload describes, once its fields are checked as the API checks them."""
+    if upload.size is None:
         raise EmulatedAPIError(400, "Missing the 'file' part of the upload.", param="file")
+    purpose = upload.purpose
     if purpose not in UPLOAD_PURPOSES:
-        stored.path.unlink(missing_ok=True)
         allowed = ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
         raise EmulatedAPIError(
             400, f"Invalid 'purpose': {purpose!r}. Expected one of {allowed}.", param="purpose"
         )
-    if expiry:
-        try:
-            stored.expires_at = stored.created_at + _expiry_seconds(expiry)
-        except EmulatedAPIError:
-            stored.path.unlink(missing_ok=True)
-            raise
-    stored.purpose = purpose
-    state.files.add(stored)
-    return _json(stored.to_json())
+    seconds = _expiry_seconds(upload)
+    stored = StoredFile(
+        file_id=file_id,
+        filename=upload.filename or "upload",
+        purpose=purpose,
+        path=path,
+        size=upload.size,
+        created_at=int(state.now()),
+    )
+    if seconds is not None:
+        stored.expires_at = stored.created_at + seconds
+    return stored
 
 
 def _file(state: EmulatorState, file_id: str) -> StoredFile:
@@ -660,9 +772,18 @@ async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
         if fault is not None:
             stats.faults[fault] += 1
         stats.outcomes[outcome] += 1
+        # Credentials stay out of the log (a long watch would keep every bearer key).
+        headers, credentials = redact_headers(request.headers)
         stats.requests.append(
             RequestRecord(
-                started, request.method, request.path, route, outcome, fault, dict(request.headers)
+                started,
+                request.method,
+                request.path,
+                route,
+                outcome,
+                fault,
+                headers,
+                credentials=credentials,
             )
         )
 
@@ -705,11 +826,8 @@ async def _answer(
         return await handler(request)
     except EmulatedAPIError as failure:
         return failure.response()
-    except web.HTTPNotFound:
-        return EmulatedAPIError(404, f"Invalid URL ({request.method} {request.path})").response()
-    except web.HTTPMethodNotAllowed:
-        message = f"Method not allowed ({request.method} {request.path})"
-        return EmulatedAPIError(405, message).response()
+    except web.HTTPClientError as exc:
+        return _client_error(request, exc).response()
     except (asyncio.CancelledError, ConnectionError):
         raise
     except Exception:
@@ -718,6 +836,16 @@ async def _answer(
         return EmulatedAPIError(
             500, "The emulator failed on this request.", kind="server_error"
         ).response()
+
+
+def _client_error(request: web.Request, exc: web.HTTPClientError) -> EmulatedAPIError:
+    """A client error aiohttp raised (no route, wrong method, 413...), in the API's shape."""
+    where = f"{request.method} {request.path}"
+    if isinstance(exc, web.HTTPNotFound):
+        return EmulatedAPIError(404, f"Invalid URL ({where})")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return EmulatedAPIError(405, f"Method not allowed ({where})")
+    return EmulatedAPIError(exc.status, exc.reason)
 
 
 def _check_auth(request: web.Request, state: EmulatorState) -> None:
@@ -736,7 +864,9 @@ def _check_auth(request: web.Request, state: EmulatorState) -> None:
 
 def build_app(state: EmulatorState) -> web.Application:
     """Return the application serving ``state`` under ``/v1``."""
-    app = web.Application(middlewares=[emulate], client_max_size=1024**3)
+    # client_max_size bounds what request.read() buffers; uploads stream past it, under their own
+    # limit (create_file).
+    app = web.Application(middlewares=[emulate], client_max_size=state.limits.json_bytes)
     app[STATE] = state
     jobs = "/v1/fine_tuning/jobs"
     job = jobs + "/{fine_tuning_job_id}"

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import time
-from collections import Counter
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, overload
 
 import attrs
+
+from ._limits import REQUEST_LOG
 
 if TYPE_CHECKING:
     import random
 
-__all__ = ["Faults", "RequestRecord", "Stats"]
+__all__ = ["Faults", "RequestLog", "RequestRecord", "Stats", "redact_headers"]
 
 
 def _fraction(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -93,6 +99,62 @@ class TokenBucket:
         return False
 
 
+#: What a recorded credential reads as.
+REDACTED: Final = "[redacted]"
+#: Headers that carry credentials: OpenAI's, Azure's and the Portkey gateway's.
+_CREDENTIALS: Final = frozenset(
+    {
+        "authorization",
+        "api-key",
+        "x-portkey-api-key",
+        "x-portkey-virtual-key",
+        "x-portkey-config",
+    }
+)
+_CREDENTIAL_WORDS: Final = ("key", "token", "secret", "authorization")
+#: Not a credential despite its name: a random id per request, which tests compare.
+_NOT_CREDENTIALS: Final = frozenset({"idempotency-key"})
+# Credentials are kept only as keyed digests, under a key that never leaves this process.
+_DIGEST_KEY: Final = secrets.token_bytes(16)
+
+
+def is_credential(name: str) -> bool:
+    """Whether header ``name`` carries a credential (and so is never recorded as sent)."""
+    lowered = name.lower()
+    if lowered in _NOT_CREDENTIALS:
+        return False
+    if lowered in _CREDENTIALS:
+        return True
+    # "portkey" is a gateway's name, not a key: x-portkey-provider and x-portkey-trace-id are
+    # plain settings, and the gateway's credentials are named above.
+    words = lowered.replace("portkey", "")
+    return any(word in words for word in _CREDENTIAL_WORDS)
+
+
+def _digest(value: str) -> bytes:
+    return hashlib.blake2b(
+        value.encode("utf-8", "surrogateescape"), key=_DIGEST_KEY, digest_size=16
+    ).digest()
+
+
+def redact_headers(headers: Mapping[str, str]) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Split request headers into what a record shows and digests of its credentials.
+
+    Returns:
+        The headers with every credential's value replaced by ``"[redacted]"``, and a keyed
+        digest of each credential by lower-case name (for ``RequestRecord.sent_header``).
+    """
+    shown: dict[str, str] = {}
+    digests: dict[str, bytes] = {}
+    for name, value in headers.items():
+        if is_credential(name):
+            shown[name] = REDACTED
+            digests[name.lower()] = _digest(value)
+        else:
+            shown[name] = value
+    return shown, digests
+
+
 @attrs.frozen
 class RequestRecord:
     """One request as the emulator saw it.
@@ -104,7 +166,10 @@ class RequestRecord:
         route: The route template, e.g. ``GET /fine_tuning/jobs/{fine_tuning_job_id}``.
         outcome: The status answered, or ``"dropped"``.
         fault: The injected fault (``"429"``, ``"5xx"``, ``"drop"``, ``"rate_limit"``) or None.
-        headers: The request headers.
+        headers: The request headers, credentials shown as ``"[redacted]"`` (Authorization,
+            api-key, the x-portkey keys and config, and any header whose name contains "key",
+            "token", "secret" or "authorization", except Idempotency-Key). Check a credential
+            with ``sent_header``.
     """
 
     started: float
@@ -114,6 +179,71 @@ class RequestRecord:
     outcome: int | str
     fault: str | None
     headers: dict[str, str]
+    _credentials: Mapping[str, bytes] = attrs.field(factory=dict, repr=False, alias="credentials")
+
+    def sent_header(self, name: str, value: str) -> bool:
+        """Whether the request had header ``name`` (any case) with exactly ``value``.
+
+        Credentials are compared through a keyed digest: the record never holds them.
+        """
+        lowered = name.lower()
+        if lowered in self._credentials:
+            return hmac.compare_digest(self._credentials[lowered], _digest(value))
+        return any(k.lower() == lowered and v == value for k, v in self.headers.items())
+
+
+class RequestLog(Sequence[RequestRecord]):
+    """The last ``maxlen`` requests (a ring), oldest first; it compares equal to a list of them."""
+
+    __slots__ = ("_ring", "appended")
+
+    def __init__(self, maxlen: int = REQUEST_LOG) -> None:
+        """Start empty, keeping at most ``maxlen`` records."""
+        self._ring: deque[RequestRecord] = deque(maxlen=maxlen)
+        #: How many records were ever appended (dropped ones included).
+        self.appended = 0
+
+    @property
+    def maxlen(self) -> int:
+        """How many records the ring keeps."""
+        maxlen = self._ring.maxlen
+        assert maxlen is not None  # noqa: S101 - always set in __init__
+        return maxlen
+
+    def append(self, record: RequestRecord) -> None:
+        """Add ``record``, dropping the oldest one when the ring is full."""
+        self._ring.append(record)
+        self.appended += 1
+
+    @overload
+    def __getitem__(self, index: int) -> RequestRecord: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[RequestRecord]: ...
+    def __getitem__(self, index: int | slice) -> RequestRecord | list[RequestRecord]:
+        """One record, or a list of them for a slice."""
+        if isinstance(index, slice):
+            return list(self._ring)[index]
+        return self._ring[index]
+
+    def __len__(self) -> int:
+        """How many records are kept now."""
+        return len(self._ring)
+
+    def __iter__(self) -> Iterator[RequestRecord]:
+        """The kept records, oldest first."""
+        return iter(self._ring)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same records in the same order (``[] == log``)."""
+        if isinstance(other, RequestLog | list | tuple):
+            return list(self._ring) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like list
+
+    def __repr__(self) -> str:
+        """Show the kept records."""
+        return f"RequestLog({list(self._ring)!r}, maxlen={self.maxlen})"
 
 
 @attrs.define
@@ -121,15 +251,15 @@ class Stats:
     """Counters of everything the emulator answered; reset with ``Emulator.reset_stats()``.
 
     Attributes:
-        requests: Every request (``RequestRecord``), in the order their handling ended; sort by
-            ``started`` for arrival order.
+        requests: The last ``Limits.request_log`` requests (``RequestRecord``, 10,000 by
+            default), in the order their handling ended; sort by ``started`` for arrival order.
         in_flight: Requests being handled now.
         max_in_flight: The most requests handled at once since the last reset.
         outcomes: How many times each outcome (status code or ``"dropped"``) was answered.
         faults: How many times each fault was injected.
     """
 
-    requests: list[RequestRecord] = attrs.field(factory=list)
+    requests: RequestLog = attrs.field(factory=RequestLog)
     in_flight: int = 0
     max_in_flight: int = 0
     outcomes: Counter[int | str] = attrs.field(factory=Counter)
@@ -137,5 +267,5 @@ class Stats:
 
     @property
     def total(self) -> int:
-        """How many requests arrived."""
-        return len(self.requests)
+        """How many requests were recorded, including those the ring no longer keeps."""
+        return self.requests.appended

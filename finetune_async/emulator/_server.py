@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import TracebackType
 
+    from ._limits import Limits
+
 __all__ = ["Emulator"]
 
 _STOP_TIMEOUT = 10.0
@@ -55,6 +57,7 @@ class Emulator:
         api_key: str | None = None,
         timing: Timing | None = None,
         base_models: Iterable[str] = BASE_MODELS,
+        limits: Limits | None = None,
     ) -> None:
         """Configure the emulator; nothing listens until it is started.
 
@@ -69,6 +72,8 @@ class Emulator:
             api_key: When set, only this Bearer key is accepted.
             timing: The phase durations of jobs and batches (``Timing``).
             base_models: The models jobs may fine-tune.
+            limits: The largest upload and JSON body (413 beyond them) and how many requests
+                ``stats.requests`` keeps (``Limits``).
         """
         self.clock = Clock(speed)
         self._host = host
@@ -81,6 +86,7 @@ class Emulator:
             faults=faults or Faults(),
             timing=timing or Timing(),
             base_models=base_models,
+            limits=limits,
         )
         self._runner: web.AppRunner | None = None
         self._routes: set[str] = {_route_name(r) for r in build_app(self.state).router.routes()}
@@ -109,7 +115,7 @@ class Emulator:
 
     def reset_stats(self) -> None:
         """Start counting afresh."""
-        self.state.stats = Stats()
+        self.state.stats = self.state.new_stats()
 
     def advance(self, seconds: float) -> None:
         """Move the emulated clock forward by ``seconds``."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from ._faults import Faults, Stats, TokenBucket
+from ._faults import Faults, RequestLog, Stats, TokenBucket
 from ._files import FileStore
 from ._ids import IdFactory
+from ._limits import Limits
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -47,6 +48,7 @@ class EmulatorState:
         faults: Faults,
         timing: Timing,
         base_models: Iterable[str],
+        limits: Limits | None = None,
     ) -> None:
         """Start empty."""
         self.clock = clock
@@ -65,8 +67,13 @@ class EmulatorState:
         self.route_faults: dict[str, Faults] = {}
         self.bucket: TokenBucket | None = None
         self.route_buckets: dict[str, TokenBucket] = {}
-        self.stats = Stats()
+        self.limits = limits or Limits()
+        self.stats = self.new_stats()
         self.set_faults(faults)
+
+    def new_stats(self) -> Stats:
+        """Return empty counters, with a request log of the configured size."""
+        return Stats(requests=RequestLog(self.limits.request_log))
 
     def set_faults(self, faults: Faults, route: str | None = None) -> None:
         """Use ``faults`` for every route, or for one route (``"GET /fine_tuning/jobs/{id}"``)."""
