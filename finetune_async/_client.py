@@ -23,8 +23,12 @@ from ._sansio import (
     Upload,
     build_url,
     connection_error_verdict,
+    deleted_on_retry,
     error_from_response,
+    is_credential_header,
+    is_redirect,
     new_idempotency_key,
+    redirect_error,
     request_id_of,
     retry_delay,
     retry_verdict,
@@ -47,7 +51,11 @@ DEFAULT_BASE_URL: Final = "https://api.openai.com/v1"
 PORTKEY_BASE_URL: Final = "https://api.portkey.ai/v1"
 DEFAULT_MAX_RETRIES: Final = 2
 _FIRST_ERROR_STATUS: Final = 400
+_FIRST_SERVER_ERROR_STATUS: Final = 500
 DEFAULT_MAX_CONNECTIONS: Final = 1000
+#: The most bytes a JSON answer may declare or inflate to (downloads have no cap).
+DEFAULT_MAX_RESPONSE_SIZE: Final = 64 * 2**20
+_NO_CONTENT: Final = 204
 USER_AGENT: Final = (
     f"finetune-async/{__version__} (Python {sys.version_info.major}.{sys.version_info.minor})"
 )
@@ -66,29 +74,44 @@ class ClientOptions(TypedDict, total=False):
     transport: Transport | None
     session: ClientSession | None
     backoff: Backoff
+    max_response_size: int | None
+
+
+def _masked(value: object) -> str:
+    return "None" if value is None else "'***'"
+
+
+def _masked_headers(headers: Mapping[str, str]) -> str:
+    return repr({name: "***" if is_credential_header(name) else v for name, v in headers.items()})
+
+
+def _masked_auth(auth: tuple[str, str] | None) -> str:
+    return "None" if auth is None else repr((auth[0], "***"))
 
 
 @attrs.frozen
 class _Settings:
     """Everything a client sends with: fixed at construction, changed only by ``with_options``."""
 
-    api_key: str | None
+    # Every credential is masked in the repr: settings end up in tracebacks and debug logs.
+    api_key: str | None = attrs.field(repr=_masked)
     base_url: str
     organization: str | None
     project: str | None
     timeout: Timeout
     max_retries: int
     backoff: Backoff
-    default_headers: Mapping[str, str]
+    default_headers: Mapping[str, str] = attrs.field(repr=_masked_headers)
     default_query: Mapping[str, str]
     # How the key is sent: ("Authorization", "Bearer …"), ("api-key", …) for Azure, or None.
-    auth_header: tuple[str, str] | None
+    auth_header: tuple[str, str] | None = attrs.field(repr=_masked_auth)
     # Headers a provider constructor adds (x-portkey-*); kept apart from the user's own.
-    provider_headers: Mapping[str, str]
+    provider_headers: Mapping[str, str] = attrs.field(repr=_masked_headers)
     # The header names of `organization` and `project` (a gateway has its own).
     scope_headers: tuple[str, str]
     # Query a provider constructor adds (Azure's api-version); the user's default_query adds to it.
     provider_query: Mapping[str, str]
+    max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
 
     @property
     def fixed_query(self) -> list[tuple[str, str]]:
@@ -125,6 +148,17 @@ def _check_max_retries(max_retries: object) -> int:
             f"max_retries: must be an integer >= 0, got {max_retries!r}", param="max_retries"
         )
     return max_retries
+
+
+def _check_max_response_size(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise errors.InvalidParameterError(
+            f"max_response_size: must be a positive number of bytes or None, got {value!r}",
+            param="max_response_size",
+        )
+    return value
 
 
 def _timeout_of(value: object) -> Timeout:
@@ -175,9 +209,11 @@ class AsyncClient:
             InvalidParameterError: No API key anywhere, or a malformed setting.
         """
         key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
-        if key is None:
+        if not key or not key.strip():
+            # An empty key (OPENAI_API_KEY= in a .env file) would only earn a 401 from the server.
             raise errors.InvalidParameterError(
-                "no API key: pass api_key=... or set the OPENAI_API_KEY environment variable",
+                "no API key: pass api_key=... or set the OPENAI_API_KEY environment variable"
+                + ("" if key is None else " (the key given is empty)"),
                 param="api_key",
             )
         organization = options.get("organization")
@@ -203,8 +239,19 @@ class AsyncClient:
         # Worked out once: both are the same for every request of this client.
         self._fixed_query = settings.fixed_query
         timeout = settings.timeout
+        cap = settings.max_response_size
         self._first_attempt = AttemptTimeout(
-            connect=timeout.connect, read=timeout.read, total=timeout.total
+            connect=timeout.connect, read=timeout.read, total=timeout.total, max_body=cap
+        )
+        # A file's content, read whole on request: not a JSON answer, so not capped.
+        self._first_content_attempt = attrs.evolve(self._first_attempt, max_body=None)
+        # A download is bounded between reads, never as a whole: a big file still moving must
+        # not be cut by the total timeout. Its error answers are JSON, so they keep the cap.
+        self._download_attempt = AttemptTimeout(
+            connect=timeout.connect,
+            read=timeout.read if timeout.read is not None else timeout.total,
+            total=None,
+            max_body=cap,
         )
         self._capped_attempt: tuple[float, AttemptTimeout] | None = None
         self._transport = transport
@@ -485,17 +532,26 @@ class AsyncClient:
         streamed multipart form.
         """
         request = self._build_request(method, path, query, body, headers)
-        response = await self._send(request)
         if into is bytes:
+            response = await self._send(request, content=True)
             return response.body  # type: ignore[return-value]
+        response = await self._send(request)
         return self._structure(request, response, into, empty)
 
     async def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """GET ``path`` and stream the answer into ``sink``, resuming with ``Range`` on retries."""
+    ) -> Mapping[str, str]:
+        """GET ``path`` and stream the answer into ``sink``, resuming with ``Range`` on retries.
+
+        The client's total timeout does not apply: each attempt is bounded by the connect
+        timeout and by the read timeout between chunks (or by ``total`` when ``read`` is None),
+        so a large download that keeps moving is never cut.
+
+        Returns:
+            The headers of the answer that completed the download.
+        """
         request = self._build_request("GET", path, (), None, headers)
-        await self._send(request, sink)
+        return (await self._send(request, sink)).headers
 
     def _build_request(
         self, method: str, path: str, query: Query, body: object, extra: Mapping[str, str] | None
@@ -536,24 +592,28 @@ class AsyncClient:
         *,
         max_retries: int | None = None,
         attempt_total: float | None = None,
+        content: bool = False,
     ) -> Response:
         """Send ``request``, retrying as the sans-I/O rules say, within the total timeout.
 
         With a ``sink`` the answer is streamed into it, and a retry asks only for the bytes the
         sink does not hold yet. ``max_retries`` overrides the client's setting;
-        ``attempt_total`` caps each attempt's total limit (a poll's own short bound).
+        ``attempt_total`` caps each attempt's total limit (a poll's own short bound);
+        ``content`` reads a file's bytes, which ``max_response_size`` does not cap.
         """
         if self._closed:
             raise errors.FinetuneError("this client is closed; create a new one")
         settings = self._settings
-        total = settings.timeout.total
+        # A download is bounded between reads only (see `download`).
+        total = None if sink is not None else settings.timeout.total
         loop = asyncio.get_running_loop()
         started = loop.time()
-        # The first attempt has the whole budget: its limits are worked out once per client.
-        attempt_timeout = self._first_attempt
-        if attempt_total is not None:
-            attempt_timeout = self._capped_first_attempt(attempt_total)
+        attempt_timeout = self._first_limits(
+            download=sink is not None, content=content, attempt_total=attempt_total
+        )
         attempt = 0
+        # Whether an attempt so far may have been carried out (a cut after sending, a 5xx).
+        landed = False
         while True:
             failure: errors.APIError
             try:
@@ -567,19 +627,13 @@ class AsyncClient:
                 if verdict.outcome_unknown:
                     raise _outcome_unknown(exc, request) from exc
                 failure, hint_headers = exc, None
+                landed = landed or exc.may_have_reached_server
             else:
-                if response.status < _FIRST_ERROR_STATUS:
-                    return response
-                verdict = retry_verdict(request, response.status, response.headers)
-                failure = error_from_response(
-                    response,
-                    method=request.method,
-                    url=request.url,
-                    outcome_unknown=verdict.outcome_unknown,
-                )
-                if not verdict.retry:
-                    raise failure
-                hint_headers = response.headers
+                outcome = _judged(request, response, landed=landed)
+                if isinstance(outcome, Response):
+                    return outcome
+                failure, hint_headers = outcome, response.headers
+                landed = landed or response.status >= _FIRST_SERVER_ERROR_STATUS
             if attempt >= (settings.max_retries if max_retries is None else max_retries):
                 raise failure
             delay = retry_delay(attempt, hint_headers, settings.backoff)
@@ -589,7 +643,21 @@ class AsyncClient:
                 raise failure
             await asyncio.sleep(delay)
             attempt += 1
-            attempt_timeout = self._retry_timeout(request, deadline, loop.time())
+            attempt_timeout = self._retry_timeout(
+                request, deadline, loop.time(), attempt_timeout, landed=landed
+            )
+
+    def _first_limits(
+        self, *, download: bool, content: bool, attempt_total: float | None
+    ) -> AttemptTimeout:
+        """The first attempt's limits: the whole budget, worked out once per client."""
+        if download:
+            return self._download_attempt
+        if content:
+            return self._first_content_attempt
+        if attempt_total is not None:
+            return self._capped_first_attempt(attempt_total)
+        return self._first_attempt
 
     def _capped_first_attempt(self, total: float) -> AttemptTimeout:
         """The first attempt's limits with ``total`` as the cap, kept for the next poll."""
@@ -604,21 +672,30 @@ class AsyncClient:
         return limits
 
     def _retry_timeout(
-        self, request: Request, deadline: float | None, now: float
+        self,
+        request: Request,
+        deadline: float | None,
+        now: float,
+        previous: AttemptTimeout,
+        *,
+        landed: bool,
     ) -> AttemptTimeout:
-        """Return the limits of a retry: what is left of the total timeout."""
-        timeout = self._settings.timeout
-        remaining = None if deadline is None else deadline - now
-        if remaining is not None and remaining <= 0:
+        """Return a retry's limits: the previous attempt's, within what is left of the total."""
+        if deadline is None:
+            return previous
+        remaining = deadline - now
+        if remaining <= 0:
             raise errors.APITimeoutError(
                 f"{request.method} {request.url} did not complete within the total timeout "
-                f"of {timeout.total} s",
+                f"of {self._settings.timeout.total} s",
                 method=request.method,
                 url=request.url,
-                # An earlier attempt may have reached the server.
-                outcome_unknown=not request.is_safe,
+                # Only an attempt that may have been carried out makes the outcome unknown.
+                outcome_unknown=landed and not request.is_safe,
             )
-        return AttemptTimeout(connect=timeout.connect, read=timeout.read, total=remaining)
+        if previous.total is not None and previous.total <= remaining:
+            return previous
+        return attrs.evolve(previous, total=remaining)
 
     def _structure(self, request: Request, response: Response, into: type[T], empty: T | None) -> T:
         if not response.body and empty is not None:
@@ -649,6 +726,33 @@ class AsyncClient:
             method=request.method,
             url=request.url,
         )
+
+
+def _judged(
+    request: Request, response: Response, *, landed: bool
+) -> Response | errors.APIStatusError:
+    """Return the answer to give back, or the error worth a retry; raise any other error.
+
+    Args:
+        request: What was sent.
+        response: What this attempt got.
+        landed: Whether an earlier attempt may have been carried out.
+    """
+    status = response.status
+    if status < _FIRST_ERROR_STATUS:
+        if is_redirect(status):
+            raise redirect_error(response, method=request.method, url=request.url)
+        return response
+    if deleted_on_retry(request, status, earlier_may_have_landed=landed):
+        # An earlier attempt did delete it: report the delete, not a NotFound.
+        return Response(status=_NO_CONTENT, headers=response.headers, body=b"")
+    verdict = retry_verdict(request, status, response.headers)
+    failure = error_from_response(
+        response, method=request.method, url=request.url, outcome_unknown=verdict.outcome_unknown
+    )
+    if not verdict.retry:
+        raise failure
+    return failure
 
 
 def _type_name(into: object) -> str:
@@ -686,6 +790,9 @@ def _settings_from(
         timeout=_timeout_of(options.get("timeout", DEFAULT_TIMEOUT)),
         max_retries=_check_max_retries(options.get("max_retries", DEFAULT_MAX_RETRIES)),
         backoff=options.get("backoff", Backoff()),
+        max_response_size=_check_max_response_size(
+            options.get("max_response_size", DEFAULT_MAX_RESPONSE_SIZE)
+        ),
         default_headers=dict(options.get("default_headers") or {}),
         default_query=dict(options.get("default_query") or {}),
         auth_header=auth_header,

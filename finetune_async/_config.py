@@ -32,11 +32,16 @@ class Timeout:
 
     @classmethod
     def of(cls, value: float | Timeout | None) -> Timeout:
-        """Return ``value`` as a Timeout: a number bounds connect, read and total alike."""
+        """Return ``value`` as a Timeout: a number bounds connect, read and total alike.
+
+        None lifts the total limit only: the connect and read limits keep their defaults, so a
+        server that stops sending mid-answer still fails the attempt instead of holding it
+        forever. ``Timeout(connect=None, read=None, total=None)`` lifts every limit.
+        """
         if isinstance(value, Timeout):
             return value
         if value is None:
-            return cls(connect=None, read=None, total=None)
+            return cls(total=None)
         if isinstance(value, bool) or not isinstance(value, int | float):
             msg = f"timeout must be a number of seconds, a Timeout or None, got {value!r}"
             raise TypeError(msg)

@@ -15,6 +15,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, BinaryIO, Final, Protocol
 from urllib.parse import quote, urlencode
 
@@ -56,6 +57,9 @@ _STATUS_ERRORS: Final[Mapping[int, type[errors.APIStatusError]]] = {
 
 _REQUEST_ID_HEADERS: Final = ("x-request-id", "apim-request-id", "x-ms-request-id")
 
+_FIRST_REDIRECT: Final = 300
+_FIRST_ERROR: Final = 400
+_NOT_FOUND: Final = 404
 _SERVER_ERROR: Final = 500
 _TOO_MANY_REQUESTS: Final = 429
 _REQUEST_TIMEOUT: Final = 408
@@ -189,6 +193,69 @@ def new_idempotency_key() -> str:
     return f"finetune-async-{uuid.uuid4()}"
 
 
+# --- credentials -------------------------------------------------------------------------------
+
+#: Header names that carry a credential whatever their spelling of "key": the bearer token,
+#: Azure's ``api-key``, and Portkey's JSON config (it may hold a provider key).
+_CREDENTIAL_HEADERS: Final = frozenset(
+    {"authorization", "proxy-authorization", "api-key", "x-api-key", "x-portkey-config", "cookie"}
+)
+#: Not a secret although it ends in "-key": kept readable in logs.
+_PUBLIC_KEY_HEADERS: Final = frozenset({"idempotency-key"})
+_REDACTED: Final = "***"
+#: Shorter values are not scrubbed out of text: "***" for every "a" would help nobody.
+_MIN_SECRET_LENGTH: Final = 4
+
+
+def is_credential_header(name: str) -> bool:
+    """Whether a header carries a credential (``Authorization``, ``api-key``, ``x-portkey-*-key``).
+
+    Any name ending in ``-key`` or holding ``token``, ``secret`` or ``auth`` counts, so that a
+    gateway's new key header is masked before anyone lists it here.
+    """
+    lowered = name.lower()
+    if lowered in _PUBLIC_KEY_HEADERS:
+        return False
+    return (
+        lowered in _CREDENTIAL_HEADERS
+        or lowered.endswith("-key")
+        or any(part in lowered for part in ("token", "secret", "auth"))
+    )
+
+
+def redacted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Return ``headers`` with every credential's value replaced by ``***``."""
+    return {
+        name: _REDACTED if is_credential_header(name) else value for name, value in headers.items()
+    }
+
+
+def secrets_of(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """Return the credential values in ``headers`` and the tokens of ``Bearer …``, longest first."""
+    found: set[str] = set()
+    for name, value in headers.items():
+        if not is_credential_header(name) or len(value) < _MIN_SECRET_LENGTH:
+            continue
+        found.add(value)
+        scheme, _, token = value.partition(" ")
+        if token and scheme.lower() in {"bearer", "basic"} and len(token) >= _MIN_SECRET_LENGTH:
+            found.add(token)
+    # Longest first: a token inside its "Bearer …" value is replaced with the whole value.
+    return tuple(sorted(found, key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of each secret in ``text`` with ``***``.
+
+    The last line of defence for messages that quote a server's bytes: a server (or a proxy)
+    that echoes the request's headers must not make the key appear in an exception.
+    """
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
+
+
 # --- responses to errors -----------------------------------------------------------------------
 
 
@@ -285,22 +352,70 @@ class RetryVerdict:
 def retry_verdict(request: Request, status: int, headers: HeaderMap) -> RetryVerdict:
     """Decide whether an error status is worth another attempt of ``request``.
 
-    ``x-should-retry`` from the server overrides the status rules. A request that is not safe to
-    repeat (create, cancel, pause, resume) is retried only when the answer proves it was not acted
-    on (429: rejected before processing) or the server says so. After a 5xx or a 408 its outcome
-    is unknown: it is not sent again, whatever ``x-should-retry: false`` adds. Any other status is
-    a refusal, so its outcome is known (COMPAT.md, "Retries, rate limits and duplicates").
+    A safe request (GET, DELETE) is retried on 408, 409, 429 and 5xx, and on anything the server
+    marks ``x-should-retry: true``; ``x-should-retry: false`` stops it.
+
+    A request that is not safe to repeat (create, cancel, pause, resume, upload) is treated by
+    what the status proves. After a 5xx or a 408 the server may have acted on it, so its outcome
+    is unknown and it is never sent again, whatever ``x-should-retry`` says: API.md promises that
+    a 5xx on a create raises with the outcome unknown, and a second job is worse than an error.
+    Any other status is a refusal, which proves nothing was done: such an answer is retried on a
+    429 or when the server says ``x-should-retry: true``, with the same ``Idempotency-Key``
+    (COMPAT.md, "Retries, rate limits and duplicates").
     """
     should = (headers.get("x-should-retry") or "").lower()
-    if should == "true":
-        return RetryVerdict(retry=True)
     if request.is_safe:
         retryable = status in _RETRYABLE_STATUS or status >= _SERVER_ERROR
-        return RetryVerdict(retry=retryable and should != "false")
-    if status == _TOO_MANY_REQUESTS and should != "false":
+        return RetryVerdict(retry=should == "true" or (retryable and should != "false"))
+    if status >= _SERVER_ERROR or status == _REQUEST_TIMEOUT:
+        return RetryVerdict(retry=False, outcome_unknown=True)
+    if should == "true":
         return RetryVerdict(retry=True)
-    ambiguous = status >= _SERVER_ERROR or status == _REQUEST_TIMEOUT
-    return RetryVerdict(retry=False, outcome_unknown=ambiguous)
+    return RetryVerdict(retry=status == _TOO_MANY_REQUESTS and should != "false")
+
+
+def redirect_error(response: Response, *, method: str, url: str) -> errors.APIStatusError:
+    """Turn a 3xx answer into an error: an API client never follows a redirect.
+
+    Following one would send the credentials (aiohttp strips only ``Authorization``, not
+    ``api-key`` or the ``x-portkey-*`` keys) and, on a 307 / 308, a create's body to another
+    origin; a 302 would turn a create into a GET. openai-python and the Standard Webhooks spec
+    treat a 3xx as an answer too. The error names the ``Location`` so the base URL can be fixed.
+    """
+    location = response.headers.get("Location")
+    try:
+        phrase = f" {HTTPStatus(response.status).phrase}"
+    except ValueError:
+        phrase = ""
+    target = f" to {location[:_MESSAGE_LIMIT]}" if location else " without a Location"
+    message = (
+        f"{method} {url}: the server answered {response.status}{phrase}, a redirect{target}; "
+        "redirects are not followed (they could carry the API key or a create elsewhere): "
+        "point base_url at the URL that answers"
+    )
+    return errors.APIStatusError(
+        message,
+        status_code=response.status,
+        request_id=request_id_of(response.headers),
+        headers=response.headers,
+        body=_decode_body(response.body),
+        method=method,
+        url=url,
+    )
+
+
+def is_redirect(status: int) -> bool:
+    """Whether a status is a 3xx, which the client reports instead of following."""
+    return _FIRST_REDIRECT <= status < _FIRST_ERROR
+
+
+def deleted_on_retry(request: Request, status: int, *, earlier_may_have_landed: bool) -> bool:
+    """Whether a 404 answers a DELETE whose earlier attempt may already have deleted the object.
+
+    A DELETE retried after a cut or a 5xx gets a 404 when its first attempt did the work; the
+    delete succeeded, so the call returns the deleted record instead of a misleading NotFound.
+    """
+    return request.method == "DELETE" and status == _NOT_FOUND and earlier_may_have_landed
 
 
 def connection_error_verdict(request: Request, exc: errors.APIConnectionError) -> RetryVerdict:
@@ -364,7 +479,9 @@ def retry_delay(
     retries, because retrying sooner than asked would only be refused again.
     """
     hint = parse_retry_after(headers, now) if headers is not None else None
-    if hint is not None:
+    # A hint of 0 (or a date in the past) is no hint: retrying at once would only hammer a
+    # server that is refusing us, so the back-off decides (openai-python reads it the same way).
+    if hint is not None and hint > 0:
         return hint if hint <= backoff.max_retry_after else None
     return backoff_delay(attempt, backoff, rng)
 
@@ -405,11 +522,19 @@ def next_cursor(data: list[Any], has_more: bool | None, last_id: str | None) -> 
 
 @attrs.frozen
 class AttemptTimeout:
-    """The limits of one attempt, in seconds (None: no limit)."""
+    """The limits of one attempt: times in seconds, and the size of the answer (None: no limit).
+
+    Attributes:
+        connect: Getting a connection.
+        read: The longest wait for the next bytes of the answer.
+        total: The whole attempt.
+        max_body: The most bytes a JSON answer may declare or decode to; downloads have none.
+    """
 
     connect: float | None
     read: float | None
     total: float | None
+    max_body: int | None = None
 
 
 class Transport(Protocol):

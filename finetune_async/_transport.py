@@ -4,20 +4,41 @@ It sends one ``Request`` and returns one ``Response``, translating every aiohttp
 exception into ``APIConnectionError`` / ``APITimeoutError`` with ``may_have_reached_server`` set
 as precisely as aiohttp lets us tell: a refused connection or a connect timeout never reached the
 server; anything after the connection was made might have.
+
+What it guards against, because a server can be broken or hostile:
+- messages name the failure in words, never with aiohttp's ``repr`` (its ``RequestInfo`` holds
+  every request header, the API key among them), and credentials are scrubbed out of any server
+  bytes they quote;
+- redirects are never followed (the client reports a 3xx instead);
+- a JSON answer may neither declare nor decode to more than the attempt's ``max_body``;
+- an upload whose file shrinks while it is sent stops at once with a clear error, and a file
+  object the caller passed in is never closed;
+- a download that ends short of its declared length is a cut connection, not a whole file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO, Final, cast
 
 import aiohttp
+import aiohttp.payload
 from yarl import URL
 
 from . import errors
-from ._sansio import AttemptTimeout, DownloadSink, Request, Response, Upload
+from ._sansio import (
+    AttemptTimeout,
+    DownloadSink,
+    Request,
+    Response,
+    Upload,
+    request_id_of,
+    scrub,
+    secrets_of,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,7 +47,9 @@ __all__ = ["AiohttpTransport", "ClientSession"]
 
 ClientSession = aiohttp.ClientSession
 
-_CHUNK_SIZE = 64 * 1024
+_CHUNK_SIZE: Final = 64 * 1024
+#: The most characters of a parser's complaint quoted in a message.
+_DETAIL_LIMIT: Final = 200
 
 
 def _proxy_configured() -> bool:
@@ -74,6 +97,68 @@ def _range_start(content_range: str | None) -> int | None:
     return int(start) if start.isdigit() else None
 
 
+class SourceShrankError(Exception):
+    """Raised inside aiohttp's body writer when the upload's file ends before its size."""
+
+    def __init__(self, read: int, expected: int) -> None:
+        super().__init__(f"{read} of {expected} bytes")
+        self.read = read
+        self.expected = expected
+
+
+class _CheckedSource(io.RawIOBase):
+    """The upload's file as aiohttp reads it: counted, checked for a short read, closed if ours.
+
+    aiohttp's file payload closes the file it sent and stops quietly at an early end of file,
+    leaving the server waiting for bytes that never come (until the total timeout, and then the
+    outcome looks unknown). Seen through this guard, a caller's file object stays open (a retry
+    seeks it back to where it started), and a file that shrank mid-way raises at once.
+    """
+
+    def __init__(self, handle: BinaryIO, *, owned: bool) -> None:
+        super().__init__()
+        self._handle = handle
+        self._owned = owned
+        self._start = handle.tell()
+        self.expected = handle.seek(0, io.SEEK_END) - self._start
+        handle.seek(self._start)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._handle.tell()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._handle.seek(offset, whence)
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._handle.read(-1 if size is None else size)
+        if not data and size != 0:
+            done = self._handle.tell() - self._start
+            if done < self.expected:
+                raise SourceShrankError(done, self.expected)
+        return data
+
+    def close(self) -> None:
+        if self._owned:
+            self._handle.close()
+        super().close()
+
+
+class _SourcePayload(aiohttp.payload.IOBasePayload):
+    """A file part whose size is the one measured when the attempt began."""
+
+    _value: _CheckedSource
+
+    @property
+    def size(self) -> int:
+        return self._value.expected
+
+
 @contextlib.contextmanager
 def _upload_form(body: Upload) -> Iterator[aiohttp.FormData]:
     """Yield a multipart form that streams the upload's source, closed afterwards if ours."""
@@ -82,28 +167,65 @@ def _upload_form(body: Upload) -> Iterator[aiohttp.FormData]:
     form = aiohttp.FormData(quote_fields=False)
     for name, value in body.fields:
         form.add_field(name, value)
-    handle = body.open()
+    source = _CheckedSource(body.open(), owned=body.owns_source)
     try:
-        # aiohttp reads a file object in chunks as it sends: the file is never held in memory.
-        form.add_field(
-            body.file_field, handle, filename=body.filename, content_type="application/octet-stream"
-        )
+        # aiohttp reads the file in chunks as it sends: the file is never held in memory.
+        octets = "application/octet-stream"
+        part = _SourcePayload(cast("BinaryIO", source), content_type=octets)
+        form.add_field(body.file_field, part, filename=body.filename, content_type=octets)
         yield form
     finally:
-        if body.owns_source:
-            handle.close()
+        source.close()
 
 
 #: Everything aiohttp and the socket layer raise for a failed exchange.
 _TRANSPORT_ERRORS = (aiohttp.ClientError, OSError, TimeoutError)
 
 
-def _translated(request: Request, exc: BaseException) -> errors.APIConnectionError:
+def _describe(exc: BaseException) -> str:
+    """Say what failed, in words: never aiohttp's ``repr``, which holds the request's headers."""
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection without a complete answer"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the answer's body was cut off or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        # The HTTP parser's complaint: a bad status line, a bad header, a line over 8,190 bytes.
+        detail = str(exc.message)[:_DETAIL_LIMIT]
+        return f"the answer was not valid HTTP ({detail})" if detail else "the answer was not HTTP"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"could not connect ({exc.os_error.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"the connection failed ({exc.strerror})"
+    return f"the connection failed ({type(exc).__name__})"
+
+
+def _shrank_cause(exc: BaseException) -> SourceShrankError | None:
+    """The short read behind an aiohttp error, if the upload's file shrank (aiohttp wraps it)."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # the chain is short; a bound keeps a cycle from looping
+        if seen is None:
+            return None
+        if isinstance(seen, SourceShrankError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _translated(request: Request, exc: BaseException) -> errors.FinetuneError:
     """Return the SDK's error for an aiohttp or socket exception, saying whether the request left.
 
     A plain function rather than a context manager: it runs only on failure, and the hot path
-    pays nothing for it.
+    pays nothing for it. Every message is scrubbed of the request's credentials.
     """
+    shrank = _shrank_cause(exc)
+    if shrank is not None and isinstance(request.body, Upload):
+        # The server never got a whole request: nothing can have been created.
+        return errors.FinetuneError(
+            f"{request.body.filename}: the file shrank while it was being uploaded (it ended after"
+            f" {shrank.read:,} of {shrank.expected:,} bytes); the upload was stopped and nothing"
+            " was created"
+        )
+    secrets = secrets_of(request.headers)
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return errors.APITimeoutError(
             f"timed out connecting to {request.url}",
@@ -119,16 +241,63 @@ def _translated(request: Request, exc: BaseException) -> errors.APIConnectionErr
         )
     if isinstance(exc, aiohttp.ClientConnectorError):
         return errors.APIConnectionError(
-            f"could not connect to {request.url}: {exc}",
+            scrub(f"{_describe(exc)} to {request.url}", secrets),
             method=request.method,
             url=request.url,
             may_have_reached_server=False,
         )
     return errors.APIConnectionError(
-        f"connection failed during {request.method} {request.url}: {exc!r}",
+        scrub(f"{request.method} {request.url}: {_describe(exc)}", secrets),
         method=request.method,
         url=request.url,
     )
+
+
+def _too_large(
+    request: Request, resp: aiohttp.ClientResponse, why: str
+) -> errors.APIResponseValidationError:
+    return errors.APIResponseValidationError(
+        f"{request.method} {request.url}: the answer {why}; a JSON answer may hold at most the"
+        " client's max_response_size (the default is 64 MiB), so it was not read",
+        status_code=resp.status,
+        request_id=request_id_of(resp.headers),
+        method=request.method,
+        url=request.url,
+    )
+
+
+async def _read_capped(request: Request, resp: aiohttp.ClientResponse, limit: int | None) -> bytes:
+    """Read the whole answer, refusing one that declares or decodes to more than ``limit``."""
+    if limit is None:
+        return await resp.read()
+    declared = resp.content_length
+    if declared is not None and declared > limit:
+        raise _too_large(request, resp, f"declares {declared:,} bytes")
+    if declared is not None and resp.headers.get("Content-Encoding", "identity") == "identity":
+        # The parser reads exactly the declared bytes: the common case stays one call.
+        return await resp.read()
+    # Compressed, chunked or close-delimited: count the decoded bytes as they arrive (aiohttp
+    # inflates in bounded steps), so a gzip bomb stops at the cap instead of filling memory.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(request, resp, f"decodes to more than {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _expected_end(resp: aiohttp.ClientResponse, offset: int) -> int | None:
+    """Where a download's bytes must end, from ``Content-Length`` or ``Content-Range``, if known."""
+    if resp.headers.get("Content-Encoding", "identity") != "identity":
+        return None  # the declared length counts compressed bytes
+    if resp.status == HTTPStatus.PARTIAL_CONTENT:
+        _, _, span = (resp.headers.get("Content-Range") or "").partition(" ")
+        _, _, end = span.partition("/")[0].partition("-")
+        return int(end) + 1 if end.isdigit() else None
+    declared = resp.content_length
+    return None if declared is None else offset + declared
 
 
 class AiohttpTransport:
@@ -198,8 +367,9 @@ class AiohttpTransport:
                     headers=request.headers,
                     data=data,
                     timeout=self._timeout_for(limits),
+                    allow_redirects=False,
                 ) as resp:
-                    content = await resp.read()
+                    content = await _read_capped(request, resp, limits.max_body)
                     return Response(status=resp.status, headers=resp.headers, body=content)
             except _TRANSPORT_ERRORS as exc:
                 raise _translated(request, exc) from exc
@@ -215,11 +385,11 @@ class AiohttpTransport:
                 URL(request.url, encoded=True),
                 headers=request.headers,
                 timeout=self._timeout_for(limits),
+                allow_redirects=False,
             ) as resp:
                 if not HTTPStatus.OK <= resp.status < HTTPStatus.MULTIPLE_CHOICES:
-                    return Response(
-                        status=resp.status, headers=resp.headers, body=await resp.read()
-                    )
+                    body = await _read_capped(request, resp, limits.max_body)
+                    return Response(status=resp.status, headers=resp.headers, body=body)
                 if resp.status != HTTPStatus.PARTIAL_CONTENT:
                     sink.restart()  # the whole file again: start over
                 elif _range_start(resp.headers.get("Content-Range")) != sink.offset:
@@ -229,8 +399,18 @@ class AiohttpTransport:
                         method=request.method,
                         url=request.url,
                     )
+                end = _expected_end(resp, sink.offset)
                 async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
                     sink.write(chunk)
+                if end is not None and sink.offset != end:
+                    # A close-delimited body cut half-way looks complete to aiohttp: the
+                    # declared length is the only witness. Retried (resumed) like a drop.
+                    raise errors.APIConnectionError(
+                        f"{request.method} {request.url}: the download ended at byte"
+                        f" {sink.offset:,} of {end:,}",
+                        method=request.method,
+                        url=request.url,
+                    )
                 return Response(status=resp.status, headers=resp.headers, body=b"")
         except _TRANSPORT_ERRORS as exc:
             raise _translated(request, exc) from exc

@@ -19,9 +19,9 @@ def test_timeout_of_a_number_bounds_every_field(seconds: float) -> None:
     assert Timeout(connect=seconds, read=seconds, total=seconds) == Timeout.of(seconds)
 
 
-def test_timeout_of_none_has_no_limits() -> None:
-    """None means no limit on anything."""
-    assert Timeout(connect=None, read=None, total=None) == Timeout.of(None)
+def test_timeout_of_none_lifts_the_total_but_keeps_connect_and_read() -> None:
+    """None lifts the total limit; a stalled connection is still bounded by connect and read."""
+    assert Timeout(connect=5.0, read=600.0, total=None) == Timeout.of(None)
 
 
 def test_timeout_of_a_timeout_is_that_timeout() -> None:

@@ -9,6 +9,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import aiohttp.payload
 import pytest
 import pytest_asyncio
 from yarl import URL
@@ -106,8 +107,9 @@ def form_parts(form: object) -> dict[str, tuple[str | None, dict[str, str], Any]
 
 
 def file_part(form: object) -> Any:
-    """Return the value (the file object) of the ``file`` part of a recorded form."""
-    return form_parts(form)["file"][2]
+    """Return the file object the ``file`` part of a recorded form reads (inside its payload)."""
+    value = form_parts(form)["file"][2]
+    return value._value if isinstance(value, aiohttp.payload.Payload) else value
 
 
 def reading_file_part(seen: list[bytes]) -> Callable[..., None]:
@@ -209,7 +211,7 @@ async def test_create_from_path_is_a_streamed_multipart_post(
     assert "train.jsonl" == parts["file"][0]
     assert "application/octet-stream" == parts["file"][1]["Content-Type"]
     # The file goes as a file object (streamed by aiohttp), never as bytes read up front.
-    assert isinstance(parts["file"][2], io.IOBase)
+    assert isinstance(file_part(kwargs["data"]), io.IOBase)
     assert [CONTENT] == seen
 
 

@@ -227,12 +227,17 @@ def test_build_url_with_a_query_in_the_base_url() -> None:
         ("POST", 408, None, False, True),
         ("POST", 400, None, False, False),
         ("POST", 404, None, False, False),
-        # x-should-retry: true forces a retry.
+        # x-should-retry: true forces a retry of a safe request, and of a POST the server
+        # refused (a 4xx proves it did nothing) ...
         ("GET", 400, "true", True, False),
         ("GET", 404, "true", True, False),
-        ("POST", 500, "true", True, False),
         ("POST", 400, "true", True, False),
-        ("POST", 503, "TRUE", True, False),
+        ("POST", 409, "TRUE", True, False),
+        # ... but never re-sends a POST whose outcome is unknown (API.md: a 5xx on a create
+        # raises with the outcome unknown): a second job is worse than an error.
+        ("POST", 500, "true", False, True),
+        ("POST", 503, "TRUE", False, True),
+        ("POST", 408, "true", False, True),
         # x-should-retry: false forbids one, and says nothing about whether a POST was acted on.
         ("GET", 503, "false", False, False),
         ("GET", 429, "false", False, False),
@@ -459,7 +464,6 @@ def test_retry_delay_without_hint_is_the_backoff() -> None:
     ("headers", "expected"),
     [
         ({"retry-after": "3"}, 3.0),
-        ({"retry-after": "0"}, 0.0),
         ({"retry-after-ms": "100"}, 0.1),
         ({"retry-after": "60"}, 60.0),
     ],
@@ -470,6 +474,20 @@ def test_retry_delay_server_hint_replaces_the_backoff(
     """A server hint up to `max_retry_after` is the delay, however long the back-off would be."""
     backoff = Backoff(initial=30.0, maximum=30.0, jitter=0.0, max_retry_after=60.0)
     assert expected == retry_delay(5, headers, backoff)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"retry-after": "0"},
+        {"retry-after-ms": "0"},
+        {"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"},  # a date long past
+    ],
+)
+def test_retry_delay_treats_a_zero_or_past_hint_as_no_hint(headers: Mapping[str, str]) -> None:
+    """`Retry-After: 0` or a past date gives the back-off, not an immediate retry (no busy loop)."""
+    backoff = Backoff(initial=1.5, maximum=30.0, jitter=0.0)
+    assert 6.0 == retry_delay(2, headers, backoff)
 
 
 def test_retry_delay_http_date_hint() -> None:

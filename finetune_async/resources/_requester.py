@@ -58,8 +58,11 @@ class Requester(Protocol):
 
     async def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
-    ) -> None:
-        """GET ``path`` and stream the answer into ``sink`` (resumed with ``Range`` on retries)."""
+    ) -> Mapping[str, str]:
+        """GET ``path`` and stream the answer into ``sink`` (resumed with ``Range`` on retries).
+
+        Returns the headers of the answer that completed it.
+        """
         ...
 
 

@@ -18,7 +18,7 @@ from .._sansio import Upload
 from .._validation import check_expires_after, check_id, check_one_of
 from ..data import TRAINING_METHODS, TrainingFileReport, validate_training_file
 from ..data._training import validate_training_stream
-from ..errors import FinetuneError, InvalidParameterError, TrainingFileError
+from ..errors import APIConnectionError, FinetuneError, InvalidParameterError, TrainingFileError
 from ..types import FileDeleted, FileObject, Page
 from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
@@ -354,8 +354,27 @@ class AsyncFiles:
         url = file_path(file_id, "/content")
         with _PartFile(Path(os.fspath(path)), on_progress) as sink:
             target = sink.target
-            await self._requester.download(url, sink, headers=ANY_CONTENT)
+            answer = await self._requester.download(url, sink, headers=ANY_CONTENT)
+            if not _length_declared(answer):
+                # A close-delimited body cut half-way looks complete: the file's own size is
+                # the only witness left (one more request, only for such answers).
+                await self._check_size(file_id, sink.offset)
         return target
+
+    async def _check_size(self, file_id: str, received: int) -> None:
+        expected = (await self.retrieve(file_id)).bytes
+        if expected is not None and expected != received:
+            raise APIConnectionError(
+                f"files.download({file_id!r}): the answer ended after {received:,} bytes but the"
+                f" file has {expected:,}; the connection was cut, and nothing was saved"
+            )
+
+
+def _length_declared(headers: Mapping[str, str]) -> bool:
+    """Whether an answer said how long it is in decoded bytes (so the transport checked it)."""
+    if headers.get("Content-Encoding", "identity") != "identity":
+        return False
+    return "Content-Length" in headers or "Content-Range" in headers
 
 
 def _file_status(file: FileObject) -> str | None:
