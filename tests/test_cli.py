@@ -114,6 +114,17 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return found[0] if found else None
 
 
+def sent_header(record: Any, name: str, value: str) -> bool:
+    """Whether a logged request had header ``name`` with ``value``.
+
+    An emulator that redacts credentials in its log compares them with ``sent_header``.
+    """
+    check = getattr(record, "sent_header", None)
+    if check is not None:
+        return bool(check(name, value))
+    return header(record.headers, name) == value
+
+
 def chat_jsonl(n: int) -> bytes:
     """A valid supervised training file of ``n`` examples."""
     lines = [
@@ -610,11 +621,11 @@ def test_api_error_exits_1_with_status_and_request_id(frozen: Lab) -> None:
 @pytest.mark.parametrize(
     ("argv", "named"),
     [
-        ((*CREATE_JOB, "--n-epochs", "0"), "n_epochs"),
+        ((*CREATE_JOB, "--n-epochs", "0"), "error: --n-epochs: must be >= 1 and <= 50, got 0"),
         (("files", "upload", "{folder}/missing.jsonl", "--purpose", "fine-tune"), "missing.jsonl"),
         (
             ("batches", "create", "--input-file-id", "file-abc", "--endpoint", "/v1/foo"),
-            "endpoint",
+            "error: --endpoint: must be one of",
         ),
         ((*CREATE_JOB, "--metadata", "novalue"), "--metadata"),
     ],
@@ -732,7 +743,7 @@ def test_portkey_options_reach_the_emulator_as_portkey_headers(frozen: Lab) -> N
     last = frozen.emu.stats.requests[-1]
     assert "/v1/fine_tuning/jobs" == last.path
     assert "openai" == header(last.headers, "x-portkey-provider")
-    assert "Bearer test" == header(last.headers, "authorization")
+    assert sent_header(last, "authorization", "Bearer test")
 
 
 def test_azure_options_send_an_api_key_header_to_openai_paths(frozen: Lab) -> None:
@@ -759,7 +770,7 @@ def test_azure_options_send_an_api_key_header_to_openai_paths(frozen: Lab) -> No
     assert before + 1 == frozen.seen()
     last = frozen.emu.stats.requests[-1]
     assert "/openai/fine_tuning/jobs" == last.path
-    assert "k" == header(last.headers, "api-key")
+    assert sent_header(last, "api-key", "k")
     assert header(last.headers, "authorization") is None
 
 

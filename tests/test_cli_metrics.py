@@ -244,8 +244,9 @@ def test_batches_results_json_prints_one_result_per_line(
     assert {"custom_id", "id", "status_code", "request_id", "body", "error"} == set(printed[0])
 
 
-def test_batches_results_table(lab: Lab) -> None:
+def test_batches_results_table(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     """On a terminal: one row per request with its status and why it failed."""
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that no cell is folded
     text = run_handler(("batches", "results"), ["batches", "results", lab.batch_id, *lab.flags])
 
     assert "error_message" in text

@@ -7,16 +7,28 @@ import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from .._client import AsyncClient
 from ..data import TrainingFileReport, validate_training_file
 from ..errors import InvalidParameterError
 from ._live import ProgressReader, follow_jobs, transfer_progress
-from ._output import Output
+from ._output import Output, local_time
 from ._plot import load_plotter
 
-__all__ = ["COMMANDS", "LOCAL_COMMANDS", "parse_pairs"]
+if TYPE_CHECKING:
+    from ..types import BatchResult, FineTuningJobCheckpoint
+
+__all__ = [
+    "COMMANDS",
+    "LOCAL_COMMANDS",
+    "answer_text",
+    "checkpoint_rows",
+    "parse_pairs",
+    "show_training_report",
+]
 
 Handler = Callable[[AsyncClient, argparse.Namespace, Output], Awaitable[int]]
 #: A command that needs no API (nor key): it works on local files only.
@@ -27,7 +39,13 @@ EVENT_COLUMNS = ("created_at", "level", "message")
 CHECKPOINT_COLUMNS = ("id", "step_number", "fine_tuned_model_checkpoint", "metrics")
 FILE_COLUMNS = ("id", "filename", "purpose", "bytes", "status", "created_at")
 BATCH_COLUMNS = ("id", "status", "endpoint", "request_counts", "output_file_id", "error_file_id")
-RESULT_COLUMNS = ("custom_id", "status_code", "ok", "error_message")
+RESULT_COLUMNS = ("custom_id", "status_code", "ok", "answer", "error_message")
+#: The most characters of an answer a results table shows (``--json`` has all of it).
+ANSWER_SHOWN = 500
+#: The API's largest page of events: a longer ``--limit`` is read a page at a time.
+EVENTS_PAGE = 100
+#: The problems ``files upload --validate`` shows of a refused file (``files validate`` has all).
+PROBLEMS_SHOWN = 20
 #: The columns of ``jobs metrics``, shown when at least one row has a value there.
 METRIC_COLUMNS = (
     "step",
@@ -69,16 +87,6 @@ def _method(args: argparse.Namespace) -> dict[str, Any] | None:
         return None
     kind = args.method or "supervised"
     return {"type": kind, kind: {"hyperparameters": hyper}}
-
-
-def _number(text: str) -> int | float | str:
-    """``auto``, an int, or a float, as the hyperparameter flags take them."""
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 async def jobs_create(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
@@ -134,19 +142,53 @@ async def jobs_events(client: AsyncClient, args: argparse.Namespace, out: Output
             if out.json:
                 out.emit(event)
             else:
-                out.message(f"{event.created_at}  {event.level}  {event.message}")
+                out.message(f"{local_time(event.created_at)}  {event.level}  {event.message}")
         return 0
-    # The newest page, shown oldest first like a log.
-    async for page in client.fine_tuning.jobs.list_events(args.job_id, limit=args.limit).pages():
-        out.table(list(reversed(page.data)), EVENT_COLUMNS, title=f"events of {args.job_id}")
-        break
+    # The newest --limit events, read in pages the API accepts, then shown oldest first like a
+    # log (the server sends them newest first).
+    pager = client.fine_tuning.jobs.list_events(args.job_id, limit=min(args.limit, EVENTS_PAGE))
+    events = await _collect(pager, args.limit)
+    out.table(list(reversed(events)), EVENT_COLUMNS, title=f"events of {args.job_id}")
     return 0
 
 
 async def jobs_checkpoints(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
     checkpoints = await _collect(client.fine_tuning.jobs.checkpoints.list(args.job_id), None)
-    out.table(checkpoints, CHECKPOINT_COLUMNS, title=f"checkpoints of {args.job_id}")
+    if out.json:
+        out.table(checkpoints, CHECKPOINT_COLUMNS)
+    else:
+        out.table(
+            checkpoint_rows(checkpoints), CHECKPOINT_COLUMNS, title=f"checkpoints of {args.job_id}"
+        )
     return 0
+
+
+def checkpoint_rows(checkpoints: list[FineTuningJobCheckpoint]) -> list[dict[str, Any]]:
+    """Checkpoints as table rows whose ``metrics`` cell reads ``train_loss 0.1234`` a line."""
+    rows = []
+    for checkpoint in checkpoints:
+        row: dict[str, Any] = {
+            "id": checkpoint.id,
+            "step_number": checkpoint.step_number,
+            "fine_tuned_model_checkpoint": checkpoint.fine_tuned_model_checkpoint,
+            "created_at": checkpoint.created_at,
+            "metrics": _metrics_text(checkpoint),
+        }
+        rows.append(row)
+    return rows
+
+
+def _metrics_text(checkpoint: FineTuningJobCheckpoint) -> str:
+    metrics = checkpoint.metrics
+    if metrics is None:
+        return ""
+    lines = []
+    for name, value in attrs.asdict(metrics).items():
+        if value is None or (name == "step" and value == checkpoint.step_number):
+            continue  # the step is the row's step_number already
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        lines.append(f"{name} {shown}")
+    return "\n".join(lines)
 
 
 async def jobs_wait(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:
@@ -184,12 +226,15 @@ def _download_target(path: Path, file_id: str) -> Path:
     return path / file_id if path.is_dir() else path
 
 
-def show_training_report(report: TrainingFileReport, out: Output) -> int:
+def show_training_report(
+    report: TrainingFileReport, out: Output, *, max_shown: int | None = None
+) -> int:
     """Print a training file's problems and summary; return 1 if it has errors, else 0.
 
     People get ``PATH:LINE: message`` lines (``PATH: message`` for the whole file), then a
-    summary line. JSON mode gives one ``{"line", "message", "severity"}`` object per problem,
-    then a last object with ``path``, ``method``, ``ok`` and ``summary``.
+    summary line; with ``max_shown``, only the first line problems (every whole-file one) and a
+    count of the rest. JSON mode gives one ``{"line", "message", "severity"}`` object per
+    problem, then a last object with ``path``, ``method``, ``ok`` and ``summary``.
     """
     if out.json:
         for problem in report.problems:
@@ -204,10 +249,35 @@ def show_training_report(report: TrainingFileReport, out: Output) -> int:
         )
     else:
         # Plain lines, never wrapped to the terminal's width: editors and grep parse them.
-        out.stream.write("".join(f"{line}\n" for line in report.rendered()))
+        out.stream.write("".join(f"{line}\n" for line in _shown_problems(report, max_shown)))
         out.stream.write(_training_summary(report) + "\n")
         out.stream.flush()
     return 0 if report.ok else 1
+
+
+def _shown_problems(report: TrainingFileReport, max_shown: int | None) -> list[str]:
+    """The problem lines to print: all, or the first ``max_shown`` with a count of the rest."""
+    lined = [p for p in report.problems if p.line is not None]
+    if max_shown is None or len(lined) <= max_shown:
+        return report.rendered()
+    summary = report.summary
+    found = summary.error_count + summary.warning_count
+    problems = report.problems
+    # Past its cap the report ends with a note of how many it left out; that note is not one of
+    # the problems counted, and the count below already says how many are not shown.
+    if len(problems) != found:
+        problems = problems[:-1]
+    # Problems about the whole file (too few examples...) are few and say the most: all shown.
+    whole_file = [p for p in problems if p.line is None]
+    hidden = found - max_shown - len(whole_file)
+    return [
+        *(problem.render(report.path) for problem in lined[:max_shown]),
+        *(problem.render(report.path) for problem in whole_file),
+        (
+            f"{report.path}: ... and {hidden:,} more problem{'' if hidden == 1 else 's'}"
+            f" (see them with `finetune-async files validate {report.path}`)"
+        ),
+    ]
 
 
 def _training_summary(report: TrainingFileReport) -> str:
@@ -243,8 +313,14 @@ async def files_upload(client: AsyncClient, args: argparse.Namespace, out: Outpu
             raise InvalidParameterError(msg, param="validate")
         report = await asyncio.to_thread(validate_training_file, path, args.method)
         if not report.ok:
-            # Refused before anything is sent, with every problem shown.
-            return show_training_report(report, out)
+            # Refused before anything is sent: the first problems, then bad input's exit code.
+            show_training_report(report, out, max_shown=PROBLEMS_SHOWN)
+            errors = report.summary.error_count
+            msg = (
+                f"{path} was not uploaded: {errors:,} error{'' if errors == 1 else 's'}"
+                f" in the training data (--validate --method {args.method})"
+            )
+            raise InvalidParameterError(msg, param="validate")
     progress, advance = transfer_progress(out, f"uploading {path.name}", size)
     with progress:
         reader = ProgressReader(path, advance)
@@ -325,11 +401,72 @@ async def batches_results(client: AsyncClient, args: argparse.Namespace, out: Ou
             out.emit(result)
         return 0
     rows = [
-        {column: getattr(result, column) for column in RESULT_COLUMNS}
+        {
+            "custom_id": result.custom_id,
+            "status_code": result.status_code,
+            "ok": result.ok,
+            "answer": _shorten(answer_text(result), ANSWER_SHOWN),
+            "error_message": result.error_message,
+        }
         async for result in client.batches.results(args.batch_id)
     ]
     out.table(rows, RESULT_COLUMNS, title=f"results of {args.batch_id}")
     return 0
+
+
+def answer_text(result: BatchResult) -> str | None:
+    """The text of a successful answer, or None when there is none.
+
+    A chat completion's message, a completion's text, a response's output text, or an
+    embedding's size.
+    """
+    body = result.body
+    if not result.ok or not isinstance(body, dict):
+        return None
+    for read in (_choice_text, _response_text, _embedding_text):
+        text = read(body)
+        if text is not None:
+            return text
+    return None
+
+
+def _choice_text(body: dict[str, Any]) -> str | None:
+    """``choices[0].message.content`` (chat) or ``choices[0].text`` (completions)."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else choices[0].get("text")
+    return content if isinstance(content, str) else None
+
+
+def _response_text(body: dict[str, Any]) -> str | None:
+    """A response's ``output_text``, or the text parts of its ``output`` items."""
+    if isinstance(body.get("output_text"), str):
+        return str(body["output_text"])
+    output = body.get("output")
+    texts = [
+        part["text"]
+        for item in (output if isinstance(output, list) else [])
+        if isinstance(item, dict) and isinstance(item.get("content"), list)
+        for part in item["content"]
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
+    return "".join(texts) if texts else None
+
+
+def _embedding_text(body: dict[str, Any]) -> str | None:
+    """``(an embedding of 1536 numbers)``: the numbers themselves are for --json."""
+    data = body.get("data")
+    first = data[0] if isinstance(data, list) and data else None
+    embedding = first.get("embedding") if isinstance(first, dict) else None
+    return f"(an embedding of {len(embedding)} numbers)" if isinstance(embedding, list) else None
+
+
+def _shorten(text: str | None, most: int) -> str | None:
+    if text is None or len(text) <= most:
+        return text
+    return text[: most - 1] + "…"
 
 
 async def jobs_metrics(client: AsyncClient, args: argparse.Namespace, out: Output) -> int:

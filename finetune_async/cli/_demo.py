@@ -14,6 +14,7 @@ import orjson
 
 from .._client import AsyncClient
 from ..emulator import Emulator
+from ._commands import checkpoint_rows
 from ._live import ProgressReader, follow_jobs, transfer_progress
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ async def run_demo(out: Output, *, speed: float) -> int:
             )
             checkpoints = [c async for c in client.fine_tuning.jobs.checkpoints.list(job.id)]
             out.table(
-                checkpoints,
+                checkpoints if out.json else checkpoint_rows(checkpoints),
                 ("step_number", "fine_tuned_model_checkpoint", "metrics"),
                 title="checkpoints",
             )

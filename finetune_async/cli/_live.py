@@ -1,7 +1,11 @@
 """Live displays for ``jobs wait`` / ``jobs watch`` and for uploads and downloads.
 
 On a terminal with ``rich``, a table redrawn in place: each job's status, step and epoch, and
-latest train loss (read from its newest metrics event). Otherwise one line per change.
+latest train loss (read from its newest metrics event), and the fine-tuned model or why the job
+failed. Otherwise one line per change.
+
+A permanent error (an unknown job id, a refused key: the statuses the SDK's ``jobs.wait`` raises
+at once) ends the follow at once: polling again would only show the same error until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -9,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Self
 
 import attrs
 
+from .._polling import _PERMANENT, is_terminal
+from ..errors import APIStatusError, WaitTimeoutError
 from ..types import FineTuningJob, JobUpdate
 
 if TYPE_CHECKING:
@@ -26,8 +33,13 @@ __all__ = ["JobBoard", "ProgressReader", "follow_jobs", "transfer_progress"]
 
 try:  # the optional UI library
     from rich.live import Live
-    from rich.markup import escape
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TransferSpeedColumn,
+    )
     from rich.table import Table
 except ImportError:  # pragma: no cover - without the cli extra
     Live = None  # type: ignore[assignment,misc]
@@ -79,11 +91,27 @@ class JobBoard:
         for column in ("job", "status", "progress", "train loss", "model / error"):
             table.add_column(column, overflow="fold")
         for job_id, row in self.rows.items():
-            status = "…" if row.job is None else str(row.job.status)
+            status = ("error" if row.error else "…") if row.job is None else str(row.job.status)
             loss = "" if row.train_loss is None else f"{row.train_loss:.4f}"
-            tail = row.error or (row.job.fine_tuned_model if row.job is not None else None) or ""
+            tail = row.error or _outcome(row.job)
             table.add_row(job_id, status, self.progress_text(row), loss, tail)
         return table
+
+
+def job_failure(job: FineTuningJob | None) -> str | None:
+    """Why a job failed, ``code: message`` from its ``error``; None when it has no error."""
+    error = None if job is None else job.error
+    if error is None:
+        return None
+    parts = [part for part in (error.code, error.message) if part]
+    return ": ".join(parts) or None
+
+
+def _outcome(job: FineTuningJob | None) -> str:
+    """The model / error cell: why the job failed, else the model it made, else nothing."""
+    if job is None:
+        return ""
+    return job_failure(job) or job.fine_tuned_model or ""
 
 
 def _epochs(job: FineTuningJob | None) -> int | None:
@@ -120,7 +148,12 @@ async def follow_jobs(
     max_concurrency: int = 32,
     timeout: float | None = None,
 ) -> dict[str, FineTuningJob]:
-    """Watch jobs to the end, showing them live; return each job as last seen."""
+    """Watch jobs to the end, showing them live; return each job as last seen.
+
+    Raises:
+        APIStatusError: A permanent error (400, 401, 403, 404, 422) for any job, at once.
+        WaitTimeoutError: ``timeout`` passed first; the message names the jobs still moving.
+    """
     board = JobBoard(job_ids)
     final: dict[str, FineTuningJob] = {}
     watch = client.fine_tuning.jobs.watch(
@@ -131,34 +164,72 @@ async def follow_jobs(
         asyncio.create_task(_refresh_metrics(client, board, poll_interval)) if live_view else None
     )
     try:
-        if live_view:
-            with Live(board, console=out.console, refresh_per_second=8) as live:
-                async for update in watch:
+        # Closed explicitly: leaving the loop on an error must close the generator now, on this
+        # task, before the watch itself is closed (left to the garbage collector, its close would
+        # race the watch's own).
+        async with aclosing(aiter(watch)) as updates:
+            if live_view:
+                with Live(board, console=out.console, refresh_per_second=8) as live:
+                    async for update in updates:
+                        job_id = _job_id(update, job_ids, board)
+                        board.update(update, job_id)
+                        if update.job is not None:
+                            final[job_id] = update.job
+                        live.refresh()
+                        _raise_if_permanent(update)  # after drawing it in the job's row
+                    live.refresh()
+            else:
+                async for update in updates:
+                    _raise_if_permanent(update)
                     job_id = _job_id(update, job_ids, board)
-                    board.update(update, job_id)
                     if update.job is not None:
                         final[job_id] = update.job
-                    live.refresh()
-                live.refresh()
-        else:
-            async for update in watch:
-                job_id = _job_id(update, job_ids, board)
-                if update.job is not None:
-                    final[job_id] = update.job
-                if out.json:
-                    out.emit(update)
-                else:
-                    status = (
-                        "error" if update.error else str(update.job.status if update.job else "?")
-                    )
-                    detail = f" ({update.error})" if update.error else ""
-                    out.message(f"{job_id}: {update.previous_status or '-'} -> {status}{detail}")
+                    if out.json:
+                        out.emit(update)
+                    else:
+                        out.message(_change_line(update, job_id))
+    except WaitTimeoutError as exc:
+        raise _timed_out(exc, job_ids, final, timeout) from None
     finally:
         if refresher is not None:
             refresher.cancel()
             await asyncio.gather(refresher, return_exceptions=True)
         await watch.aclose()
     return final
+
+
+def _raise_if_permanent(update: JobUpdate) -> None:
+    """Raise the update's error if asking again cannot help (the SDK's ``wait`` does the same)."""
+    if isinstance(update.error, APIStatusError) and update.error.status_code in _PERMANENT:
+        raise update.error
+
+
+def _change_line(update: JobUpdate, job_id: str) -> str:
+    """``ftjob-abc: running -> failed (invalid_training_file: ...)``, for a pipe without --json."""
+    if update.error is not None:
+        status, detail = "error", f" ({update.error})"
+    else:
+        status = str(update.job.status) if update.job is not None else "?"
+        reason = job_failure(update.job)
+        detail = f" ({reason})" if reason else ""
+    return f"{job_id}: {update.previous_status or '-'} -> {status}{detail}"
+
+
+def _timed_out(
+    exc: WaitTimeoutError,
+    job_ids: list[str],
+    final: dict[str, FineTuningJob],
+    timeout: float | None,
+) -> WaitTimeoutError:
+    """The timeout in the user's words: the flag, and each job still moving with its status."""
+    moving = [
+        f"{job_id} ({final[job_id].status})" if job_id in final else f"{job_id} (never seen)"
+        for job_id in job_ids
+        if job_id not in final or not is_terminal(str(final[job_id].status))
+    ]
+    seconds = f"{timeout:g}" if timeout is not None else "?"
+    msg = f"gave up after --timeout {seconds} s; not final yet: {', '.join(moving)}"
+    return WaitTimeoutError(msg, last=exc.last)
 
 
 def _job_id(update: JobUpdate, job_ids: list[str], board: JobBoard) -> str:
@@ -216,14 +287,16 @@ def transfer_progress(
     if not out.is_terminal or out.json or Live is None or out.console is None:
         return _NoProgress(), lambda _: None
     progress = Progress(
-        "[progress.description]{task.description}",
+        # The name is data, printed as is; the console has markup off, so a markup string such as
+        # "[progress.description]{task.description}" would be printed literally.
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         DownloadColumn(),
         TransferSpeedColumn(),
         console=out.console,
         transient=False,
     )
-    task = progress.add_task(escape(description), total=total)
+    task = progress.add_task(description, total=total)
     return progress, lambda done: progress.update(task, completed=done)
 
 

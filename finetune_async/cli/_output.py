@@ -3,12 +3,14 @@
 ``--json``, or a standard output that is not a terminal, gives one JSON object per line with the
 records' wire field names (every field, null included, so the names are stable) and nothing
 decorative. On a terminal, ``rich`` (the ``cli`` extra) draws tables; without it, plain aligned
-text.
+text. There, timestamps (``created_at``, ``finished_at``...) read as local ISO 8601 times; the
+JSON lines keep the raw numbers the API sent.
 """
 
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -18,7 +20,13 @@ import orjson
 if TYPE_CHECKING:
     from collections.abc import AsyncIterable, Iterable, Sequence
 
-__all__ = ["Output", "jsonable"]
+__all__ = ["Output", "is_time_field", "jsonable", "local_time"]
+
+#: Above this a timestamp is in milliseconds (COMPAT.md: some providers send them); as seconds
+#: it would be after the year 5000.
+_MILLISECONDS_FROM = 100_000_000_000
+#: Fields holding a Unix timestamp besides the ``*_at`` ones.
+_TIME_FIELDS = frozenset({"created", "estimated_finish"})
 
 try:  # the optional UI library; the SDK itself never imports it
     from rich.console import Console
@@ -45,10 +53,28 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> str:
+def is_time_field(name: str) -> bool:
+    """Whether a field of that name holds a Unix timestamp (``created_at``, ``finished_at``...)."""
+    return name.endswith("_at") or name in _TIME_FIELDS
+
+
+def local_time(value: Any) -> str:
+    """A Unix timestamp (seconds, or milliseconds) as a local ISO 8601 time; else as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "" if value is None else str(value)
+    seconds = value / 1000 if abs(value) >= _MILLISECONDS_FROM else value
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC).astimezone().isoformat(timespec="seconds")
+    except (OverflowError, OSError, ValueError):  # out of the platform's range: as sent
+        return str(value)
+
+
+def _cell(value: Any, name: str = "") -> str:
     value = jsonable(value)
     if value is None:
         return ""
+    if is_time_field(name):
+        return local_time(value)
     if isinstance(value, dict | list):
         return orjson.dumps(value).decode()
     return str(value)
@@ -81,7 +107,7 @@ class Output:
             self.emit(value)
             return
         data = jsonable(value)
-        rows = [(key, _cell(item)) for key, item in data.items() if item not in (None, [], {})]
+        rows = [(key, _cell(item, key)) for key, item in data.items() if item not in (None, [], {})]
         if self.console is not None and Table is not None:
             table = Table(title=title, show_header=False, box=None, pad_edge=False)
             table.add_column(style="bold cyan")
@@ -110,7 +136,7 @@ class Output:
         rows = []
         for value in records:
             data = jsonable(value)
-            rows.append([_cell(data.get(column)) for column in columns])
+            rows.append([_cell(data.get(column), column) for column in columns])
             count += 1
         if self.console is not None and Table is not None:
             table = Table(title=title)
