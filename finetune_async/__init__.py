@@ -13,6 +13,7 @@ from ._pagination import AsyncPager, Pager
 from ._polling import JobWatch, is_terminal
 from ._sync import Client
 from ._version import __version__
+from .data import TrainingFileError
 from .errors import (
     APIConnectionError,
     APIError,
@@ -28,7 +29,6 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
-    TrainingFileError,
     UnprocessableEntityError,
     WaitTimeoutError,
 )

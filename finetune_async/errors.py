@@ -17,8 +17,13 @@ The tree::
     │   │   └── InternalServerError          >= 500
     │   └── APIResponseValidationError  a 2xx answer that is not the promised shape
     ├── InvalidParameterError        bad input caught before any request (also a ValueError)
-    │   └── TrainingFileError        a training file that failed files.create(validate=...)
+    │   └── TrainingFileError        a training file that failed files.create(validate=...);
+    │                                defined in finetune_async.data, beside its report
     └── WaitTimeoutError             a wait for a terminal status ran out of time
+
+This module is a leaf: it imports nothing of the package, because every layer raises from it
+(docs/architecture.md). ``TrainingFileError`` carries a ``finetune_async.data`` report, so it is
+defined there and re-exported from ``finetune_async``.
 
 Class names and the ``status_code`` / ``request_id`` / ``body`` attributes follow the official
 ``openai`` SDK, so code ported from it keeps its ``except`` clauses. No aiohttp or cattrs exception
@@ -36,8 +41,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .data import TrainingFileReport
-
 __all__ = [
     "APIConnectionError",
     "APIError",
@@ -53,7 +56,6 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
-    "TrainingFileError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
 ]
@@ -270,22 +272,6 @@ class InvalidParameterError(FinetuneError, ValueError):
     def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.param = param
-
-
-class TrainingFileError(InvalidParameterError):
-    """A training file that ``files.create(..., validate=...)`` found bad: nothing was uploaded.
-
-    The message lists the first problems as ``PATH:LINE: message``.
-
-    Attributes:
-        report: The whole ``finetune_async.data.TrainingFileReport``: every problem, the summary.
-    """
-
-    report: TrainingFileReport
-
-    def __init__(self, message: str, *, report: TrainingFileReport, param: str = "file") -> None:
-        super().__init__(message, param=param)
-        self.report = report
 
 
 class WaitTimeoutError(FinetuneError, TimeoutError):

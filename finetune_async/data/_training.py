@@ -514,3 +514,20 @@ def validate_training_file(
         return validate_training_stream(
             handle, name=os.fspath(path), method=method, max_example_tokens=max_example_tokens
         )
+
+
+class TrainingFileError(InvalidParameterError):
+    """A training file that ``files.create(..., validate=...)`` found bad: nothing was uploaded.
+
+    The message lists the first problems as ``PATH:LINE: message``. It is defined here, beside
+    its report, so that ``finetune_async.errors`` stays a leaf; ``finetune_async`` re-exports it.
+
+    Attributes:
+        report: The whole ``TrainingFileReport``: every problem, and the summary.
+    """
+
+    report: TrainingFileReport
+
+    def __init__(self, message: str, *, report: TrainingFileReport, param: str = "file") -> None:
+        super().__init__(message, param=param)
+        self.report = report

@@ -16,9 +16,14 @@ from .._pagination import AsyncPager, Pager, Runner
 from .._polling import Watcher, is_file_processed, wait_for
 from .._sansio import Upload
 from .._validation import check_expires_after, check_id, check_one_of
-from ..data import TRAINING_METHODS, TrainingFileReport, validate_training_file
+from ..data import (
+    TRAINING_METHODS,
+    TrainingFileError,
+    TrainingFileReport,
+    validate_training_file,
+)
 from ..data._training import validate_training_stream
-from ..errors import APIConnectionError, FinetuneError, InvalidParameterError, TrainingFileError
+from ..errors import APIConnectionError, FinetuneError, InvalidParameterError
 from ..types import FileDeleted, FileObject, Page
 from ._file_paths import ANY_CONTENT, file_path
 from ._requester import Requester, paginate
