@@ -6,14 +6,21 @@ on a thread of its own, started lazily under a lock at the first call. The ``Asy
 entered on that loop, so its aiohttp session lives there, and every sync method is one call
 through the portal; threads sharing a ``Client`` run their requests concurrently on its one
 connection pool. Closing happens in ``close()`` (or ``with``), or at interpreter exit, never in
-``__del__``: a portal left to the garbage collector has hung interpreter shutdown.
+``__del__``: a portal left to the garbage collector has hung interpreter shutdown. A client
+collected unclosed warns (``ResourceWarning``) and asks its loop to end, without waiting for it.
+After ``os.fork()`` the child starts its own portal, loop and session at its first call
+(ARCHITECTURE.md rule 11).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
+import warnings
+import weakref
+from concurrent.futures import CancelledError, Future
 from functools import partial
 from typing import TYPE_CHECKING, Any, Self, TypeVar, Unpack
 
@@ -28,8 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
 
-    from anyio.from_thread import BlockingPortal
-
     from ._config import Backoff, Timeout
     from ._sansio import DownloadSink
     from .resources._requester import Query
@@ -40,24 +45,30 @@ T = TypeVar("T")
 
 
 class _PortalRunner:
-    """Owns the portal: starts it on first use, runs coroutines on it, and stops it once."""
+    """Owns the portal: starts it on first use, runs coroutines on it, and stops it once.
+
+    The portal's thread holds the ``AsyncClient`` and never the ``Client`` wrapper, so a client
+    dropped unclosed can be collected, and its thread then ends (``abandon``).
+    """
 
     def __init__(self, client: AsyncClient) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._portal: BlockingPortal | None = None
+        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stack: contextlib.ExitStack | None = None
+        self._stop: asyncio.Event | None = None
+        # The calls in flight, so that close() can end them at once with a clear error.
+        self._calls: set[Future[Any]] = set()
         self._closed = False
 
     @property
     def is_running(self) -> bool:
         """Whether the portal is up and coroutines can be run on it."""
-        return self._portal is not None and not self._closed
+        return self._loop is not None and not self._closed
 
     @property
     def closed(self) -> bool:
-        """Whether ``close`` was called."""
+        """Whether ``close`` was called (or the owning client was collected unclosed)."""
         return self._closed
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
@@ -67,18 +78,9 @@ class _PortalRunner:
         with self._lock:
             if self._closed:
                 raise FinetuneError("this Client is closed; create a new one")
-            if self._portal is None:
-                # anyio is imported with the first blocking call, not with the package.
-                from anyio.from_thread import start_blocking_portal  # noqa: PLC0415
-
-                stack = contextlib.ExitStack()
-                portal = stack.enter_context(start_blocking_portal(backend="asyncio"))
-                # Enter the async client on the portal's loop: its session is made there.
-                stack.enter_context(portal.wrap_async_context_manager(self._client))
-                self._loop = portal.call(asyncio.get_running_loop)
+            if self._loop is None:
+                self._thread, self._loop, self._stop = _start_portal(self._client)
                 _register_at_exit(self)
-                self._stack, self._portal = stack, portal
-            assert self._loop is not None  # noqa: S101 - set together with the portal
             return self._loop
 
     def call(self, func: Callable[[], Awaitable[T]]) -> T:
@@ -89,38 +91,157 @@ class _PortalRunner:
         task-group hand-off (about 105 against 210 microseconds a call, measured). A
         ``KeyboardInterrupt`` (or any other exception) while waiting cancels the task on the loop,
         so Ctrl-C stops the call instead of leaving it running in the background.
+
+        Raises:
+            FinetuneError: The client is closed, or was closed while this call was running.
         """
         loop = self._get_loop()
         if asyncio._get_running_loop() is loop:  # noqa: SLF001 - the cheap check asyncio offers
             raise FinetuneError("a Client call from its own event loop would deadlock")
-        future = asyncio.run_coroutine_threadsafe(_awaited(func), loop)
+        # Under the lock: a call is either refused, or in the set that close() cancels. One
+        # scheduled on a loop that close() is already ending could otherwise wait forever.
+        with self._lock:
+            if self._closed:
+                raise FinetuneError("this Client is closed; create a new one")
+            future = asyncio.run_coroutine_threadsafe(_awaited(func), loop)
+            self._calls.add(future)
         try:
             return future.result()
+        except CancelledError:
+            if self._closed:
+                raise FinetuneError(
+                    "the Client was closed during the call; the call was cancelled"
+                ) from None
+            raise
         except BaseException:
             future.cancel()
             raise
+        finally:
+            self._calls.discard(future)
 
     def close(self) -> None:
-        """Close the async client on its loop, then stop the loop and its thread; idempotent."""
+        """Cancel the calls in flight, close the async client on its loop, end the thread.
+
+        Idempotent. Each call still in flight raises ``FinetuneError`` in its own thread.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            stack, self._stack, self._portal, self._loop = self._stack, None, None, None
+            thread, loop, stop = self._thread, self._loop, self._stop
+            self._thread, self._loop, self._stop = None, None, None
+            calls, self._calls = list(self._calls), set()
         _unregister_at_exit(self)
-        if stack is not None:
-            stack.close()
+        for future in calls:
+            future.cancel()
+        if loop is None or stop is None or thread is None:
+            return
+        _request_stop(loop, stop)
+        # A thread that is not alive is not waited for: after a fork, the parent's loop thread
+        # does not exist in the child (rule 11), and the thread cannot wait for itself.
+        if thread.is_alive() and thread is not threading.current_thread():
+            thread.join()
+
+    def abandon(self) -> None:
+        """The owning ``Client`` was collected unclosed: warn, and let the loop thread end.
+
+        Called by the garbage collector, on whatever thread it runs (the loop's own included),
+        so it waits for nothing and takes no lock: it asks the loop to stop, and the loop thread
+        closes the async client and ends by itself.
+        """
+        if self._closed or self._loop is None or self._stop is None:
+            return
+        self._closed = True
+        loop, stop = self._loop, self._stop
+        _unregister_at_exit(self)
+        warnings.warn(
+            f"unclosed Client (base_url={self._client.base_url!r}) was garbage-collected; its "
+            "thread and connections are released now. Use `with Client(...)` or call close().",
+            ResourceWarning,
+            stacklevel=2,
+        )
+        _request_stop(loop, stop)
+
+    def forget_parent(self) -> None:
+        """In a forked child: start afresh at the next call, never touching the parent's state.
+
+        The parent's loop, thread and aiohttp session are kept referenced, never used nor
+        finalized (ARCHITECTURE.md rule 11): closing that session here would unregister the
+        parent's sockets from the epoll instance both processes share.
+        """
+        _inherited.append((self._thread, self._loop, self._stop, self._calls))
+        _inherited.append(_detach_session(self._client))
+        self._lock = threading.Lock()  # another thread of the parent may have held it
+        self._thread, self._loop, self._stop = None, None, None
+        self._calls = set()
+
+
+def _start_portal(
+    client: AsyncClient,
+) -> tuple[threading.Thread, asyncio.AbstractEventLoop, asyncio.Event]:
+    """Start the portal's thread and loop, with ``client`` entered on it; return them."""
+    # anyio is imported with the first blocking call, not with the package.
+    import anyio  # noqa: PLC0415
+    from anyio.from_thread import BlockingPortal  # noqa: PLC0415
+
+    started: Future[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = Future()
+
+    async def serve() -> None:
+        # The async client is entered on the portal's loop: its session is made there.
+        async with client, BlockingPortal():
+            stop = asyncio.Event()
+            started.set_result((asyncio.get_running_loop(), stop))
+            await stop.wait()
+
+    def run() -> None:
+        try:
+            anyio.run(serve, backend="asyncio")
+        except BaseException as exc:
+            if started.done():
+                raise
+            started.set_exception(exc)
+
+    # Named like anyio's own portal threads; a daemon, as they are: the exit hook below closes
+    # the clients still open before the interpreter would wait for threads.
+    thread = threading.Thread(target=run, name=f"asyncio-portal-{id(started):x}", daemon=True)
+    thread.start()
+    loop, stop = started.result()
+    return thread, loop, stop
+
+
+def _request_stop(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> None:
+    """Ask the portal's loop to end, without waiting for it (safe from any thread)."""
+    with contextlib.suppress(RuntimeError):  # the loop is already closed
+        loop.call_soon_threadsafe(stop.set)
+
+
+def _detach_session(client: AsyncClient) -> object:
+    """Make the client's own transport open a new session at its next request; return the old.
+
+    A session the caller passed in is theirs and left alone. The transport has no public way to
+    do this yet, hence the private names, read defensively.
+    """
+    transport = getattr(client, "_transport", None)
+    session = getattr(transport, "_session", None)
+    if session is not None and getattr(transport, "_owns_session", False):
+        transport._session = None  # type: ignore[union-attr]  # noqa: SLF001
+    return session
 
 
 class _ClientRunner:
     """One client's handle on a (possibly shared) portal: refuses calls once that client closed.
 
     ``with_options`` gives a client that shares its parent's portal; each client still closes on
-    its own, and a closed one must send nothing, even when the portal was never started.
+    its own, and a closed one must send nothing, even when the portal was never started. A
+    derived client's handle keeps its parent's alive: the portal ends when the client that owns
+    it is closed or collected, and it is not collected while a client derived from it is in use.
+    Every namespace, list and iterator of a client holds its handle, so ``Client().models.list()``
+    keeps the portal up for as long as the list is used.
     """
 
-    def __init__(self, portal: _PortalRunner) -> None:
+    def __init__(self, portal: _PortalRunner, parent: _ClientRunner | None = None) -> None:
         self.portal = portal
+        self.parent = parent
         self.closed = False
 
     @property
@@ -140,11 +261,13 @@ async def _awaited(func: Callable[[], Awaitable[T]]) -> T:
 
 
 # Clients still open at interpreter exit. Closed from threading's exit hook, which runs *before*
-# the interpreter joins non-daemon threads (the portal's thread is one); a plain atexit callback
-# would run only after that join, which would wait forever for the portal's loop.
+# the interpreter joins non-daemon threads; a plain atexit callback would run only after that
+# join, and after a portal left to the garbage collector could hang it.
 _open_runners: set[_PortalRunner] = set()
 _open_lock = threading.Lock()
 _exit_hook_installed = False
+# What a forked child inherited from its parent's portals: kept, never used nor finalized.
+_inherited: list[object] = []
 
 
 def _close_open_runners() -> None:
@@ -166,8 +289,22 @@ def _register_at_exit(runner: _PortalRunner) -> None:
 
 
 def _unregister_at_exit(runner: _PortalRunner) -> None:
-    with _open_lock:
-        _open_runners.discard(runner)
+    # No lock: this runs from the garbage collector too (abandon), which may interrupt a thread
+    # holding it; a set's discard is atomic.
+    _open_runners.discard(runner)
+
+
+def _after_fork_in_child() -> None:
+    """Give every open client of the parent a fresh portal, loop and session on first use."""
+    global _open_lock  # noqa: PLW0603 - the child's own lock
+    _open_lock = threading.Lock()
+    runners = list(_open_runners)
+    _open_runners.clear()  # the exit hook must not wait on the parent's loop threads
+    for runner in runners:
+        runner.forget_parent()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class Client:
@@ -198,20 +335,29 @@ class Client:
         """Create a client; see ``AsyncClient`` for the keywords. No thread starts yet."""
         self._setup(AsyncClient(api_key=api_key, base_url=base_url, **options), None)
 
-    def _setup(self, async_client: AsyncClient, portal: _PortalRunner | None) -> None:
+    def _setup(self, async_client: AsyncClient, parent: _ClientRunner | None) -> None:
         self._async = async_client
-        self._owns_portal = portal is None
-        self._portal = portal if portal is not None else _PortalRunner(async_client)
-        self._runner = _ClientRunner(self._portal)
+        self._owns_portal = parent is None
+        if parent is None:
+            self._portal = _PortalRunner(async_client)
+            self._runner = _ClientRunner(self._portal)
+            # Left to the garbage collector unclosed, the client warns and its thread ends. The
+            # handle is watched, not the wrapper: namespaces and lists hold it, so
+            # `Client().models.retrieve(...)` is not cut off mid-call. At interpreter exit the
+            # exit hook has closed it already, so this must not run (nor warn) from atexit.
+            weakref.finalize(self._runner, self._portal.abandon).atexit = False
+        else:
+            self._portal = parent.portal
+            self._runner = _ClientRunner(self._portal, parent)
         self.fine_tuning = FineTuning(async_client.fine_tuning, self._runner)
         self.batches = Batches(async_client.batches, self._runner)
         self.files = Files(async_client.files, self._runner)
         self.models = Models(async_client.models, self._runner)
 
     @classmethod
-    def _wrap(cls, async_client: AsyncClient, portal: _PortalRunner | None = None) -> Self:
+    def _wrap(cls, async_client: AsyncClient, parent: _ClientRunner | None = None) -> Self:
         client = cls.__new__(cls)
-        client._setup(async_client, portal)  # noqa: SLF001 - own class
+        client._setup(async_client, parent)  # noqa: SLF001 - own class
         return client
 
     @classmethod
@@ -314,7 +460,7 @@ class Client:
             default_query=default_query,
             backoff=backoff,
         )
-        return self._wrap(derived, self._portal)
+        return self._wrap(derived, self._runner)
 
     def request(
         self,
