@@ -369,7 +369,18 @@ class AiohttpTransport:
                     timeout=self._timeout_for(limits),
                     allow_redirects=False,
                 ) as resp:
-                    content = await _read_capped(request, resp, limits.max_body)
+                    limit = limits.max_body
+                    declared = resp.content_length
+                    # The common answer (a declared length under the cap, not compressed) is
+                    # read in one call: the parser stops at the declared bytes.
+                    if limit is None or (
+                        declared is not None
+                        and declared <= limit
+                        and "Content-Encoding" not in resp.headers
+                    ):
+                        content = await resp.read()
+                    else:
+                        content = await _read_capped(request, resp, limit)
                     return Response(status=resp.status, headers=resp.headers, body=content)
             except _TRANSPORT_ERRORS as exc:
                 raise _translated(request, exc) from exc
