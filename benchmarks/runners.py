@@ -10,7 +10,8 @@ peak RSS covers the whole process, imports included, as a user would see it.
 
 Runners: ``floor`` (aiohttp + orjson, no records: the floor aiohttp itself sets),
 ``finetune_async`` (``AsyncClient``), ``openai`` (``AsyncOpenAI``), ``Client`` (the blocking
-``finetune_async.Client``) and ``OpenAI`` (``openai.OpenAI``). Every client talks to the same base
+``finetune_async.Client``: retrieves, and the list walk item by item) and ``OpenAI``
+(``openai.OpenAI``). Every client talks to the same base
 URL with retries off and the same concurrency. The structuring micro-benchmark has its own
 runners: ``finetune_async`` (the converter), ``openai.construct`` (what ``openai`` does with every
 answer by default) and ``openai.model_validate`` (pydantic's validation).
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import math
 import resource
 import time
 import timeit
@@ -289,9 +292,30 @@ async def _watch(runner: _FinetuneAsync, ids: list[str]) -> int:
 # --- blocking clients -----------------------------------------------------------------------------
 
 
+def _sync_list_walk(args: argparse.Namespace, window: Window) -> dict[str, int]:
+    """Walk the job list item by item, as users of the blocking ``Client`` write it."""
+    from finetune_async import Client
+
+    with Client(api_key=API_KEY, base_url=args.base, max_retries=0) as client:
+        jobs = client.fine_tuning.jobs
+        for _job in itertools.islice(jobs.list(limit=args.limit), args.limit):
+            pass  # the warm-up: one page
+        items = 0
+        window.start()
+        for _ in range(args.passes):
+            for _job in jobs.list(limit=args.limit):
+                items += 1
+        window.stop()
+    # The stand-in server fills every page but the last: one request per page started.
+    pages_per_pass = math.ceil(items / args.passes / args.limit)
+    return {"requests": args.passes * pages_per_pass, "units": items}
+
+
 def _sync_workload(args: argparse.Namespace, window: Window) -> dict[str, int]:
+    if args.workload == "list_walk" and args.runner == "Client":
+        return _sync_list_walk(args, window)
     if not args.workload.startswith("retrieve") or args.concurrency != 1:
-        raise SystemExit(f"{args.runner} runs only retrieves at concurrency 1")
+        raise SystemExit(f"{args.runner} runs only retrieves at concurrency 1 (Client: list walks)")
     client: Any
     if args.runner == "Client":
         from finetune_async import Client

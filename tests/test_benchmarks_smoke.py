@@ -55,6 +55,7 @@ def test_harness_without_openai_writes_one_row_per_runner_and_workload(tmp_path:
         ("retrieve_c1", "Client"),
         ("list_walk", "floor"),
         ("list_walk", "finetune_async"),
+        ("list_walk", "Client"),
         ("events_walk", "floor"),
         ("events_walk", "finetune_async"),
         ("watch", "floor"),
