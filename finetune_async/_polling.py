@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import random
 import weakref
 from collections import deque
@@ -28,8 +29,14 @@ from contextlib import aclosing
 from typing import TYPE_CHECKING, Final, Generic, TypeVar
 
 from ._config import Backoff
-from ._sansio import backoff_delay, parse_retry_after
-from .errors import APIError, APIStatusError, InvalidParameterError, WaitTimeoutError
+from ._sansio import backoff_delay, next_cursor, parse_retry_after
+from .errors import (
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    InvalidParameterError,
+    WaitTimeoutError,
+)
 from .types import FineTuningJob, FineTuningJobEvent, JobUpdate, Page
 
 if TYPE_CHECKING:
@@ -38,6 +45,8 @@ if TYPE_CHECKING:
     from .resources._requester import Requester
 
 __all__ = [
+    "DEFAULT_POLL_TIMEOUT",
+    "RATE_LIMIT_BACKOFF",
     "TERMINAL_STATUSES",
     "JobWatch",
     "Observation",
@@ -45,6 +54,7 @@ __all__ = [
     "check_poll_settings",
     "is_file_processed",
     "is_terminal",
+    "rate_limit_pause",
     "stream_events",
     "wait_for",
 ]
@@ -66,6 +76,17 @@ _MAX_FAILURE_DELAY: Final = 60.0
 #: Statuses that will not change by asking again.
 _PERMANENT: Final = frozenset({400, 401, 403, 404, 422})
 _TOO_MANY_REQUESTS: Final = 429
+#: Shortest wait before the next poll of an object that ``openai-poll-after-ms`` may ask for
+#: (a hint of 0 would re-poll at once, forever), unless ``poll_interval`` itself is shorter.
+_MIN_POLL_AFTER: Final = 0.1
+#: Bound of one poll attempt, in seconds, in place of the client's total timeout (600 s).
+DEFAULT_POLL_TIMEOUT: Final = 30.0
+#: The shared pause after a 429: at least ``initial`` (1 s) whatever the hint, doubling with each
+#: 429 in a row up to ``maximum`` (60 s), up to ``jitter`` (25 %) longer at random; a longer hint
+#: is honoured up to ``max_retry_after`` (60 s).
+RATE_LIMIT_BACKOFF: Final = Backoff(initial=1.0, maximum=60.0, jitter=0.25, max_retry_after=60.0)
+#: Beyond this many 429s in a row the floor has long reached its maximum (and 2.0**n overflows).
+_MAX_STREAK: Final = 64
 
 
 def is_terminal(status: str | None) -> bool:
@@ -86,13 +107,37 @@ def _positive(value: object, param: str, *, integer: bool = False) -> None:
 
 
 def check_poll_settings(
-    poll_interval: object, timeout: object, max_concurrency: object = 1
+    poll_interval: object,
+    timeout: object,
+    max_concurrency: object = 1,
+    *,
+    poll_timeout: object = None,
 ) -> None:
     """Raise ``InvalidParameterError`` for a non-positive interval, timeout or concurrency."""
     _positive(poll_interval, "poll_interval")
     if timeout is not None:
         _positive(timeout, "timeout")
     _positive(max_concurrency, "max_concurrency", integer=True)
+    if poll_timeout is not None:
+        _positive(poll_timeout, "poll_timeout")
+
+
+def rate_limit_pause(
+    streak: int, hint: float | None, backoff: Backoff, rng: random.Random | None = None
+) -> float:
+    """Return the shared pause after the ``streak``-th 429 in a row (from 1), in seconds.
+
+    The floor is ``min(backoff.maximum, backoff.initial * 2**(streak - 1))``, made up to
+    ``backoff.jitter`` of itself longer at random (never shorter: a floor), and never beyond
+    ``backoff.maximum``. A server hint longer than that wins, up to ``backoff.max_retry_after``;
+    a shorter one (``Retry-After: 0``, a date in the past, ``retry-after-ms: 0``) is raised to the
+    floor, so that a server cannot turn the watch into a busy loop.
+    """
+    base = min(backoff.maximum, backoff.initial * 2.0 ** min(max(streak, 1) - 1, _MAX_STREAK))
+    pause = min(backoff.maximum, base * (1.0 + (rng or random).random() * backoff.jitter))
+    if hint is not None:
+        pause = max(pause, min(hint, backoff.max_retry_after))
+    return pause
 
 
 def _check_id(value: object) -> str:
@@ -134,6 +179,25 @@ class Watcher(Generic[T]):
     """Polls objects by id until each reaches a final status, and reports what changes.
 
     Iterate it with ``async for``; ``add`` more ids at any time, ``aclose`` to stop early.
+
+    Args:
+        requester: The client (its ``poll``: one attempt, no retries).
+        ids: The objects to watch.
+        path_of: The API path of an object, from its id.
+        into: The record type of a poll's answer.
+        status_of: The status of a record.
+        is_done: Whether a status is final (the object is then no longer polled).
+        poll_interval: Seconds between two polls of an object (sooner while it is young).
+        max_concurrency: Most polls in flight at once.
+        timeout: Seconds for the whole watch; None watches for as long as it takes.
+        failure_threshold: Failed polls in a row before the object is reported with the error.
+        backoff: The back-off between the polls of a failing object.
+        rate_limit: The shared pause after a 429 or ``Retry-After`` (see ``rate_limit_pause``);
+            ``RATE_LIMIT_BACKOFF`` by default: 1 s at least, doubling to 60 s.
+        poll_timeout: Seconds one poll may take in all (``DEFAULT_POLL_TIMEOUT``, 30 s): a poll
+            the server does not answer in time fails (``APITimeoutError``) and frees its slot;
+            None keeps the client's own timeout.
+        rng: The source of jitter.
     """
 
     def __init__(
@@ -150,10 +214,12 @@ class Watcher(Generic[T]):
         timeout: float | None,
         failure_threshold: int = 3,
         backoff: Backoff | None = None,
+        rate_limit: Backoff = RATE_LIMIT_BACKOFF,
+        poll_timeout: float | None = DEFAULT_POLL_TIMEOUT,
         rng: random.Random | None = None,
     ) -> None:
         """Prepare the watch; nothing is sent before iteration starts."""
-        check_poll_settings(poll_interval, timeout, max_concurrency)
+        check_poll_settings(poll_interval, timeout, max_concurrency, poll_timeout=poll_timeout)
         self._requester = requester
         self._path_of = path_of
         self._into = into
@@ -166,6 +232,8 @@ class Watcher(Generic[T]):
         self._backoff = backoff or Backoff(
             initial=min(1.0, poll_interval), maximum=_MAX_FAILURE_DELAY
         )
+        self._rate_limit = rate_limit
+        self._poll_timeout = poll_timeout
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._watched: dict[str, _Watched[T]] = {}
         self._heap: list[tuple[float, int, str]] = []
@@ -174,6 +242,13 @@ class Watcher(Generic[T]):
         self._in_flight: set[asyncio.Task[None]] = set()
         self._updates: deque[Observation[T]] = deque()
         self._paused_until = 0.0
+        # Rounds in a row that met a 429 (the pause doubles with each), and a count of the times
+        # it grew: each poll notes the count when it is sent. A 429 grows the streak only if no
+        # other 429 grew it since that poll was sent (the others of one burst were on their way
+        # already); an answer to a poll sent since the last growth, or just before it (the same
+        # round), shows the server lets polls through again and ends the streak.
+        self._streak = 0
+        self._growths = 0
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._current: weakref.ref[AsyncGenerator[Observation[T]]] | None = None
@@ -258,9 +333,13 @@ class Watcher(Generic[T]):
         hint = headers.get(POLL_AFTER_HEADER)
         if hint:
             try:
-                return max(0.0, float(hint) / 1000.0)
+                asked = float(hint) / 1000.0
             except ValueError:
                 pass
+            else:
+                if math.isfinite(asked):
+                    # Sooner than the interval if asked, but never at once (a hint of 0).
+                    return max(asked, min(self._interval, _MIN_POLL_AFTER))
         # Sooner while the object is young (a quarter, a half, three quarters, then the whole
         # interval), with +-10 % jitter so that objects created together spread out.
         ramp = min(1.0, (watched.polls + 1) / 4.0)
@@ -269,13 +348,17 @@ class Watcher(Generic[T]):
     async def _poll(self, object_id: str) -> None:
         loop = asyncio.get_running_loop()
         watched = self._watched[object_id]
+        sent_after = self._growths
         try:
-            record, headers = await self._requester.poll(self._path_of(object_id), self._into)
+            record, headers = await self._requester.poll(
+                self._path_of(object_id), self._into, timeout=self._poll_timeout
+            )
         except APIError as exc:
-            self._failed(object_id, watched, exc, loop.time())
+            self._failed(object_id, watched, exc, sent_after, loop.time())
         except Exception as exc:  # noqa: BLE001 - a closed client, a bug: end the watch with it
             self._fatal = exc
         else:
+            self._got_through(sent_after)
             self._observed(object_id, watched, record, headers, loop.time())
         finally:
             # Leave the in-flight set *before* waking the scheduler: a done-callback would run
@@ -305,15 +388,18 @@ class Watcher(Generic[T]):
             watched.done = True
             self._pending -= 1
             return
-        self._pause_for(headers, now, only_if_present=True)
+        self._pause_for(headers, now)
         self._schedule(object_id, now + self._next_delay(watched, headers))
 
-    def _failed(self, object_id: str, watched: _Watched[T], exc: APIError, now: float) -> None:
+    def _failed(
+        self, object_id: str, watched: _Watched[T], exc: APIError, sent_after: int, now: float
+    ) -> None:
         headers = exc.headers if isinstance(exc, APIStatusError) else None
         status = exc.status_code if isinstance(exc, APIStatusError) else None
-        if status == _TOO_MANY_REQUESTS or (headers and parse_retry_after(headers) is not None):
+        hint = parse_retry_after(headers) if headers else None
+        if status == _TOO_MANY_REQUESTS or hint is not None:
             # Rate limited: everyone waits; this is not the object's fault, so no failure counts.
-            self._pause_for(headers, now, only_if_present=False)
+            self._rate_limited(hint, sent_after, now)
             self._schedule(object_id, self._paused_until)
             return
         watched.failures += 1
@@ -327,15 +413,29 @@ class Watcher(Generic[T]):
             delay = max(delay, self._interval)
         self._schedule(object_id, now + min(delay, _MAX_FAILURE_DELAY))
 
-    def _pause_for(
-        self, headers: Mapping[str, str] | None, now: float, *, only_if_present: bool
-    ) -> None:
+    def _got_through(self, sent_after: int) -> None:
+        """End the streak of 429s when a poll of this round (or a later one) was answered."""
+        if sent_after >= self._growths - 1:
+            self._streak = 0
+
+    def _rate_limited(self, hint: float | None, sent_after: int, now: float) -> None:
+        """Pause everyone after a 429: longer with each round in a row, never below the floor.
+
+        ``sent_after`` is how many times the pause had grown when the refused poll was sent.
+        """
+        if sent_after == self._growths:
+            # Sent after every earlier 429 was known: the limit still holds, wait longer.
+            self._streak += 1
+            self._growths += 1
+        pause = rate_limit_pause(self._streak, hint, self._rate_limit, self._rng)
+        self._paused_until = max(self._paused_until, now + pause)
+
+    def _pause_for(self, headers: Mapping[str, str], now: float) -> None:
+        """Honour a ``Retry-After`` on a successful answer (no floor: nothing was refused)."""
         hint = parse_retry_after(headers) if headers else None
-        if hint is None:
-            if only_if_present:
-                return
-            hint = backoff_delay(0, self._backoff, self._rng)
-        self._paused_until = max(self._paused_until, now + min(hint, self._backoff.max_retry_after))
+        if hint is not None:
+            hint = min(hint, self._rate_limit.max_retry_after)
+            self._paused_until = max(self._paused_until, now + hint)
 
     def _launch_due(self, now: float) -> None:
         while (
@@ -488,8 +588,15 @@ class JobWatch:
 async def _new_events(
     requester: Requester, path: str, seen: set[str], page_size: int
 ) -> list[FineTuningJobEvent]:
-    """Return the events not seen yet, newest first, paging until the first seen one."""
+    """Return the events not seen yet, newest first, paging until the first seen one.
+
+    An event listed twice in one walk (a server repeating a page) is kept once, and a cursor
+    that comes back (``has_more: true`` with the same ``last_id``, or A, B, A) ends the walk
+    with ``APIResponseValidationError``, instead of asking for the same pages forever.
+    """
     fresh: list[FineTuningJobEvent] = []
+    listed: set[str] = set()
+    asked: set[str] = set()
     cursor: str | None = None
     while True:
         page = await requester.request(
@@ -498,10 +605,19 @@ async def _new_events(
         for event in page.data:
             if event.id in seen:
                 return fresh
-            fresh.append(event)
-        if not page.has_more or not page.data:
+            if event.id not in listed:
+                listed.add(event.id)
+                fresh.append(event)
+        cursor = next_cursor(page.data, page.has_more, page.last_id)
+        if cursor is None:
             return fresh
-        cursor = page.last_id or page.data[-1].id
+        if cursor in asked:
+            msg = (
+                f"the events of {path} came back to the cursor {cursor!r} "
+                "(has_more is true, but that page was listed already): ending the walk"
+            )
+            raise APIResponseValidationError(msg, status_code=200, method="GET")
+        asked.add(cursor)
 
 
 async def stream_events(

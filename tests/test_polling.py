@@ -551,19 +551,20 @@ async def test_watch_honours_a_longer_poll_after_hint(loopback: LoopbackServer) 
 
 @pytest.mark.asyncio
 async def test_watch_honours_a_shorter_poll_after_hint(loopback: LoopbackServer) -> None:
-    """``openai-poll-after-ms: 20`` makes a 30 s interval poll many times in half a second."""
+    """``openai-poll-after-ms: 150`` makes a 30 s interval poll several times in a second."""
 
     async def handler(request: web.Request) -> web.Response:
         return web.json_response(
             job_json(request.match_info["job_id"], "running"),
-            headers={"openai-poll-after-ms": "20"},
+            headers={"openai-poll-after-ms": "150"},
         )
 
     loopback.route("GET", "/fine_tuning/jobs/{job_id}", handler)
     await loopback.start()
-    polls = await count_polls(loopback, poll_interval=30.0, period=0.5)
-    # About 25; without the hint, one (the next would come after 7.5 s).
-    assert polls >= 5
+    polls = await count_polls(loopback, poll_interval=30.0, period=1.0)
+    # About 7; without the hint, one (the next would come after 7.5 s). A hint is floored at
+    # 0.1 s (test_polling_hostile.py), so this one is used as it is.
+    assert polls >= 3
 
 
 async def count_polls(loopback: LoopbackServer, *, poll_interval: float, period: float) -> int:

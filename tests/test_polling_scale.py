@@ -8,8 +8,9 @@ than ``max_concurrency`` polls in flight, and after a 429 with ``Retry-After: N`
 before N seconds. The server sees, after a 429 arriving at t, the requests already in flight when
 the watcher learned of it (at most ``max_concurrency - 1``) and nothing else before t + N. A second
 test with one poll in flight checks the same from the other side: the very next request arrives
-N seconds after the 429 or later. CPU time (client and server: one process) and peak RSS are
-printed (``pytest -s``), not asserted.
+N seconds after the 429 or later. Both build what ``jobs.watch`` builds, with a shared pause whose
+floor is 10 ms (the default, 1 s, would make hundreds of 429s take minutes). CPU time (client and
+server: one process) and peak RSS are printed (``pytest -s``), not asserted.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from finetune_async import APIError, AsyncClient, JobUpdate, is_terminal
+from finetune_async import APIError, AsyncClient, Backoff, JobUpdate, is_terminal
+from finetune_async._polling import JobWatch, Watcher
 from finetune_async.emulator import Emulator, Faults, Limits, Timing
+from finetune_async.types import FineTuningJob
 
 if TYPE_CHECKING:
     from finetune_async.emulator import RequestRecord
@@ -49,6 +52,23 @@ JOB_ROUTE = "GET /fine_tuning/jobs/{fine_tuning_job_id}"
 #: Clock resolution allowed between the server's stamps of two requests.
 EPSILON = 0.005
 BOUND = 10.0
+#: The shared pause after a 429: 10 ms at least (below the 50 ms hints), doubling up to 0.5 s.
+RATE_LIMIT = Backoff(initial=0.01, maximum=0.5)
+
+
+def job_watch(api: AsyncClient, ids: list[str], **settings: Any) -> JobWatch:
+    """What ``jobs.watch`` builds, with the small floor of ``RATE_LIMIT``."""
+    watcher = Watcher(
+        api,
+        ids,
+        path_of=lambda job_id: f"/fine_tuning/jobs/{job_id}",
+        into=FineTuningJob,
+        status_of=lambda job: job.status,
+        is_done=is_terminal,
+        rate_limit=RATE_LIMIT,
+        **settings,
+    )
+    return JobWatch(watcher)
 
 
 def chat_jsonl(n: int) -> bytes:
@@ -153,9 +173,7 @@ async def test_watch_ten_thousand_jobs_under_injected_faults() -> None:
         emu.reset_stats()
         emu.set_faults(FAULTS)
         rss_before, cpu_before, wall_before = peak_rss_mb(), cpu_seconds(), time.perf_counter()
-        watch = api.fine_tuning.jobs.watch(
-            ids, poll_interval=1.0, max_concurrency=CONCURRENCY, timeout=240
-        )
+        watch = job_watch(api, ids, poll_interval=1.0, max_concurrency=CONCURRENCY, timeout=240)
 
         async def collect() -> list[JobUpdate]:
             async with contextlib.aclosing(watch):
@@ -201,9 +219,7 @@ async def test_one_poller_sends_nothing_until_retry_after_has_passed() -> None:
         ]
         emu.reset_stats()
         emu.set_faults(Faults(rate_429=0.3, retry_after=RETRY_AFTER))
-        watch = api.fine_tuning.jobs.watch(
-            ids, poll_interval=0.01, max_concurrency=1, timeout=BOUND
-        )
+        watch = job_watch(api, ids, poll_interval=0.01, max_concurrency=1, timeout=BOUND)
 
         async def consume() -> None:
             async with contextlib.aclosing(watch):
