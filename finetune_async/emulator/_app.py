@@ -6,7 +6,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 
@@ -110,9 +110,18 @@ def _limit(request: web.Request, default: int, maximum: int) -> int:
 
 
 def _page(
-    request: web.Request, items: Sequence[dict[str, Any]], *, default: int, maximum: int = 100
+    request: web.Request,
+    items: Sequence[dict[str, Any]],
+    *,
+    default: int,
+    maximum: int = 100,
+    null_ids: bool = False,
 ) -> dict[str, Any]:
-    """Return one page of ``items`` (already in the list's order) after the ``after`` cursor."""
+    """Return one page of ``items`` (already in the list's order) after the ``after`` cursor.
+
+    An empty page has ``first_id`` and ``last_id`` set to null when ``null_ids`` is set (the
+    lists whose spec schema requires them or allows null), and leaves them out otherwise.
+    """
     limit = _limit(request, default, maximum)
     start = 0
     after = request.query.get("after")
@@ -130,22 +139,50 @@ def _page(
     if data:
         page["first_id"] = data[0]["id"]
         page["last_id"] = data[-1]["id"]
+    elif null_ids:
+        page["first_id"] = page["last_id"] = None
     return page
 
 
-def _page_of_live(
+async def _page_of_live(
     request: web.Request, objects: Sequence[JobSim | BatchSim], now: float
 ) -> dict[str, Any]:
     """Page jobs or batches by id, bringing only the page's objects up to the clock."""
     page = _page(request, [{"id": obj.id} for obj in objects], default=20)
     by_id = {obj.id: obj for obj in objects}
-    data = []
-    for item in page["data"]:
-        obj = by_id[item["id"]]
+    live = [by_id[item["id"]] for item in page["data"]]
+    await _validate_due(_state(request), [obj for obj in live if isinstance(obj, JobSim)], now)
+    for obj in live:
         obj.sync(now)
-        data.append(obj.to_json())
-    page["data"] = data
+    page["data"] = [obj.to_json() for obj in live]
     return page
+
+
+async def _validate_due(state: EmulatorState, jobs: Iterable[JobSim], now: float) -> None:
+    """Validate, on worker threads, the training files that ``sync(now)`` would validate.
+
+    Validation reads the whole file (a 150 MB file takes about a second): on the event loop it
+    would hold up every other request meanwhile. One validation runs per job however many
+    requests look at it at once; a request that gives up does not cancel it.
+    """
+    waits = [_validation(state, job) for job in jobs if job.validation_due(now)]
+    if waits:
+        await asyncio.gather(*waits)
+
+
+def _validation(state: EmulatorState, job: JobSim) -> asyncio.Future[None]:
+    running = state.validations.get(job.id)
+    if running is None:
+        running = asyncio.ensure_future(asyncio.to_thread(job.run_validation))
+        state.validations[job.id] = running
+        running.add_done_callback(lambda _: state.validations.pop(job.id, None))
+    return asyncio.shield(running)
+
+
+async def _sync_all(state: EmulatorState) -> None:
+    """``state.sync_all()``, with the training files it would validate validated off the loop."""
+    await _validate_due(state, list(state.jobs.values()), state.now())
+    state.sync_all()
 
 
 def _too_large(what: str, limit: int) -> EmulatedAPIError:
@@ -357,7 +394,7 @@ def _file(state: EmulatorState, file_id: str) -> StoredFile:
 async def list_files(request: web.Request) -> web.Response:
     """GET /files: filtered by purpose, ordered by creation (desc by default)."""
     state = _state(request)
-    state.sync_all()
+    await _sync_all(state)
     purpose = request.query.get("purpose")
     order = request.query.get("order", "desc")
     if order not in {"asc", "desc"}:
@@ -369,7 +406,8 @@ async def list_files(request: web.Request) -> web.Response:
     ]
     if order == "desc":
         files.reverse()
-    return _json(_page(request, files, default=10000, maximum=10000))
+    # ListFilesResponse requires first_id and last_id, even on an empty page.
+    return _json(_page(request, files, default=10000, maximum=10000, null_ids=True))
 
 
 async def retrieve_file(request: web.Request) -> web.Response:
@@ -395,11 +433,13 @@ async def file_content(request: web.Request) -> web.StreamResponse:
 # --- fine-tuning jobs ----------------------------------------------------------------------------
 
 
-def _job(state: EmulatorState, job_id: str) -> JobSim:
+async def _job(state: EmulatorState, job_id: str) -> JobSim:
     job = state.jobs.get(job_id)
     if job is None:
         raise _not_found("job", job_id, "fine_tuning_job_id")
-    job.sync(state.now())
+    now = state.now()
+    await _validate_due(state, [job], now)
+    job.sync(now)
     return job
 
 
@@ -462,38 +502,63 @@ async def create_job(request: web.Request) -> web.Response:
     return _json(job.to_json())
 
 
-async def list_jobs(request: web.Request) -> web.Response:
-    """GET /fine_tuning/jobs: newest first, with ``metadata[k]=v`` filters."""
-    state = _state(request)
-    wanted = {
+def _metadata_filter(request: web.Request) -> dict[str, str] | None:
+    """The pairs a job's metadata must have, ``{}`` for "no metadata", or None for no filter.
+
+    The spec's ``metadata`` parameter is a nullable deepObject: ``metadata[k]=v`` pairs, or
+    ``metadata=null`` for the jobs that have no metadata.
+    """
+    pairs = {
         key[len("metadata[") : -1]: value
         for key, value in request.query.items()
         if key.startswith("metadata[") and key.endswith("]")
     }
+    plain = request.query.getall("metadata", [])
+    if not plain:
+        return pairs or None
+    if plain != ["null"] or pairs:
+        got = ", ".join(f"metadata={value}" for value in plain) + (" and pairs" if pairs else "")
+        raise EmulatedAPIError(
+            400,
+            "Invalid 'metadata': send metadata[key]=value pairs, or metadata=null alone for the "
+            f"jobs without metadata; got {got}",
+            param="metadata",
+        )
+    return {}
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /fine_tuning/jobs: newest first, filtered by ``metadata[k]=v`` or ``metadata=null``."""
+    state = _state(request)
+    wanted = _metadata_filter(request)
     now = state.now()
     jobs = []
     for job in reversed(state.jobs.values()):
-        if wanted and any((job.metadata or {}).get(k) != v for k, v in wanted.items()):
+        metadata = job.metadata or {}
+        if wanted == {} and metadata:
+            continue
+        if wanted and any(metadata.get(k) != v for k, v in wanted.items()):
             continue
         jobs.append(job)
-    return _json(_page_of_live(request, jobs, now))
+    return _json(await _page_of_live(request, jobs, now))
 
 
 async def retrieve_job(request: web.Request) -> web.Response:
     """GET /fine_tuning/jobs/{fine_tuning_job_id}."""
-    return _json(_job(_state(request), request.match_info["fine_tuning_job_id"]).to_json())
+    job = await _job(_state(request), request.match_info["fine_tuning_job_id"])
+    return _json(job.to_json())
 
 
 async def job_events(request: web.Request) -> web.Response:
     """GET …/events: newest first."""
-    job = _job(_state(request), request.match_info["fine_tuning_job_id"])
+    job = await _job(_state(request), request.match_info["fine_tuning_job_id"])
     return _json(_page(request, job.events[::-1], default=20))
 
 
 async def job_checkpoints(request: web.Request) -> web.Response:
     """GET …/checkpoints: newest first."""
-    job = _job(_state(request), request.match_info["fine_tuning_job_id"])
-    return _json(_page(request, job.checkpoints[::-1], default=10))
+    job = await _job(_state(request), request.match_info["fine_tuning_job_id"])
+    return _json(_page(request, job.checkpoints[::-1], default=10, null_ids=True))
 
 
 def _transition(action: str) -> Handler:
@@ -501,7 +566,7 @@ def _transition(action: str) -> Handler:
         state = _state(request)
         # No body, or the `{}` the Portkey gateway sends upstream (COMPAT.md): both are fine.
         await _json_body(request, optional=True)
-        job = _job(state, request.match_info["fine_tuning_job_id"])
+        job = await _job(state, request.match_info["fine_tuning_job_id"])
         try:
             getattr(job, action)(state.now())
         except IllegalTransitionError as exc:
@@ -529,6 +594,7 @@ async def create_permissions(request: web.Request) -> web.Response:
         raise EmulatedAPIError(
             400, "'project_ids' must be a non-empty array of project ids", param="project_ids"
         )
+    await _sync_all(state)
     if not state.checkpoint_exists(checkpoint):
         raise _not_found("checkpoint", checkpoint, "fine_tuned_model_checkpoint")
     created = [
@@ -564,6 +630,7 @@ async def list_permissions(request: web.Request) -> web.Response:
             param="order",
         )
     project = request.query.get("project_id")
+    await _sync_all(state)
     if checkpoint not in state.permissions and not state.checkpoint_exists(checkpoint):
         raise _not_found("checkpoint", checkpoint, "fine_tuned_model_checkpoint")
     items = [
@@ -573,7 +640,7 @@ async def list_permissions(request: web.Request) -> web.Response:
     ]
     if order == "descending":
         items.reverse()
-    return _json(_page(request, items, default=10))
+    return _json(_page(request, items, default=10, null_ids=True))
 
 
 async def delete_permission(request: web.Request) -> web.Response:
@@ -653,7 +720,7 @@ async def create_batch(request: web.Request) -> web.Response:
 async def list_batches(request: web.Request) -> web.Response:
     """GET /batches: newest first."""
     state = _state(request)
-    return _json(_page_of_live(request, list(reversed(state.batches.values())), state.now()))
+    return _json(await _page_of_live(request, list(reversed(state.batches.values())), state.now()))
 
 
 async def retrieve_batch(request: web.Request) -> web.Response:
@@ -682,7 +749,7 @@ async def retrieve_model(request: web.Request) -> web.Response:
     """GET /models/{model}."""
     state = _state(request)
     name = request.match_info["model"]
-    state.sync_all()
+    await _sync_all(state)
     if name in state.models:
         return _json(state.models[name])
     if name in state.base_models:
@@ -703,7 +770,7 @@ async def delete_model(request: web.Request) -> web.Response:
     """DELETE /models/{model}: fine-tuned models only."""
     state = _state(request)
     name = request.match_info["model"]
-    state.sync_all()
+    await _sync_all(state)
     if name in state.base_models:
         raise EmulatedAPIError(
             403,
@@ -721,7 +788,7 @@ async def delete_model(request: web.Request) -> web.Response:
 async def list_models(request: web.Request) -> web.Response:
     """GET /models: base and fine-tuned models (not in the subset spec, but users expect it)."""
     state = _state(request)
-    state.sync_all()
+    await _sync_all(state)
     base = [
         {"id": n, "object": "model", "created": c, "owned_by": "system"}
         for n, c in state.base_models.items()

@@ -112,6 +112,9 @@ class JobSim:
         self._steps = 0
         self._steps_per_epoch = 1
         self._tokens_per_epoch = 0
+        # The training file's verdict, worked out ahead of time (off the event loop) by
+        # run_validation, or None to work it out when the job gets there.
+        self._report: TrainingFileReport | OSError | None = None
         self.hyperparameters = self._declared_hyperparameters()
         self._event(created_at, "Created fine-tuning job")
         self._event(created_at, f"Validating training file: {training.id}")
@@ -186,11 +189,32 @@ class JobSim:
         else:
             self._succeed(when)
 
-    def _validated(self, when: float) -> None:
+    def validation_due(self, now: float) -> bool:
+        """Whether ``sync(now)`` would validate the training file, and nobody has yet."""
+        return (
+            self._milestone == 0
+            and self._report is None
+            and self.status not in TERMINAL
+            and self._paused_since is None
+            and self._offset(0) <= now - self.created_at - self._paused_total
+        )
+
+    def run_validation(self) -> None:
+        """Validate the training file now, for ``sync`` to use: blocking, so run it on a thread.
+
+        The result is one attribute, set once; the loop reads it only after this returned.
+        """
         # The very check users run locally (finetune_async.data), so both give one verdict.
         try:
-            report = validate_training_file(self._training.path, self.method_type)
-        except OSError:
+            self._report = validate_training_file(self._training.path, self.method_type)
+        except OSError as exc:
+            self._report = exc
+
+    def _validated(self, when: float) -> None:
+        if self._report is None:
+            self.run_validation()
+        report, self._report = self._report, None
+        if isinstance(report, OSError):
             # The file was deleted while the job waited to validate it.
             self._fail(
                 when,
@@ -199,6 +223,7 @@ class JobSim:
                 param="training_file",
             )
             return
+        assert report is not None  # noqa: S101 - set by run_validation
         if not report.ok:
             self._fail(
                 when,

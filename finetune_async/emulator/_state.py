@@ -11,6 +11,7 @@ from ._ids import IdFactory
 from ._limits import Limits
 
 if TYPE_CHECKING:
+    import asyncio
     from collections.abc import Iterable
 
     from ._batches import BatchSim
@@ -63,6 +64,8 @@ class EmulatorState:
         self.base_models = {name: int(clock.now()) for name in base_models}
         self.models: dict[str, dict[str, Any]] = {}
         self.permissions: dict[str, list[dict[str, Any]]] = {}
+        #: Training-file validations running on worker threads, by job id.
+        self.validations: dict[str, asyncio.Future[None]] = {}
         self.faults = faults
         self.route_faults: dict[str, Faults] = {}
         self.bucket: TokenBucket | None = None
