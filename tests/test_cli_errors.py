@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import select
 import subprocess
 import threading
-from typing import TYPE_CHECKING, Self
+import time
+from typing import IO, TYPE_CHECKING, Self
 
 import orjson
 import pytest
@@ -169,6 +171,21 @@ def test_output_to_a_closed_pipe_exits_0_quietly(frozen: Lab) -> None:
         assert (0, "") == (result.returncode, result.stderr), argv
 
 
+def read_line(stream: IO[bytes], bound: float = BOUND) -> bytes:
+    """Read one line from a pipe, byte by byte (nothing is read past it), within ``bound``."""
+    deadline = time.monotonic() + bound
+    line = b""
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([stream], [], [], left)[0]:
+            pytest.fail(f"no line within {bound} s (so far: {line!r})")
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            pytest.fail(f"the output ended before a whole line: {line!r}")
+        line += byte
+    return line
+
+
 def test_head_of_a_follow_exits_0_quietly(frozen: Lab) -> None:
     """`jobs events -f | head -1`: once the reader has its line and is gone, exit 0, nothing said.
 
@@ -189,7 +206,7 @@ def test_head_of_a_follow_exits_0_quietly(frozen: Lab) -> None:
     ) as proc:
         try:
             assert proc.stdout is not None
-            first = proc.stdout.readline()  # `head -1`
+            first = read_line(proc.stdout)  # `head -1`
             proc.stdout.close()
             wait_for(lambda: event_polls() >= 1, "the first events poll")
             frozen.emu.advance(FOREVER)  # many new events, then the end
@@ -211,14 +228,11 @@ def test_connection_options_before_the_subcommand(frozen: Lab) -> None:
     path.write_bytes(chat_jsonl(10))
     flags = ("--base-url", frozen.emu.url, "--api-key", "test", "--max-retries", "0")
 
-    before, mixed = run_many(
-        [
-            (*flags, "files", "upload", str(path), "--purpose", "fine-tune", "--json"),
-            # Both places at once: the one after the subcommand wins.
-            ("--base-url", "http://127.0.0.1:9/v1", "files", "list", *flags),
-        ],
-        env=clean_env(),
+    before = run_cli(
+        *flags, "files", "upload", str(path), "--purpose", "fine-tune", "--json", env=clean_env()
     )
+    # Both places at once: the one after the subcommand wins.
+    mixed = run_cli("--base-url", "http://127.0.0.1:9/v1", "files", "list", *flags, env=clean_env())
 
     assert 0 == before.returncode, before.stderr
     [uploaded] = json_lines(before.stdout)
