@@ -500,3 +500,62 @@ def test_json_output_keeps_raw_timestamps(frozen: Lab) -> None:
     [line] = json_lines(result.stdout)
     assert job.created_at == line["created_at"]
     assert isinstance(line["created_at"], int)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (
+            ("jobs", "create", "--model", MODEL, "--training-file", "f", "--method", "dpo",
+             "--beta", "5"),
+            "--beta: must be > 0 and <= 2, got 5",
+        ),
+        (
+            ("jobs", "create", "--model", MODEL, "--training-file", "f", "--seed", "-1"),
+            "--seed: must be an integer from 0 to 2147483647, got -1",
+        ),
+        (
+            ("batches", "create", "--input-file-id", "f", "--endpoint", "/v1/chat/completions",
+             "--completion-window", "48h"),
+            "--completion-window: must be one of '24h', got '48h'",
+        ),
+        (("jobs", "list", "--azure"), "--azure needs --azure-endpoint (or AZURE_OPENAI_ENDPOINT)"),
+        (
+            ("jobs", "list", "--azure-endpoint", "http://127.0.0.1:9"),
+            "--azure needs --azure-api-version (or OPENAI_API_VERSION), e.g. 2025-04-01-preview",
+        ),
+        (
+            ("jobs", "list", "--portkey"),
+            (
+                "--portkey needs --portkey-virtual-key (or PORTKEY_VIRTUAL_KEY), --portkey-provider"
+                " or --portkey-config"
+            ),
+        ),
+    ],
+    ids=["beta", "seed", "completion-window", "azure-endpoint", "azure-version", "portkey"],
+)  # fmt: skip
+def test_messages_name_the_flags_typed(frozen: Lab, argv: tuple[str, ...], expected: str) -> None:
+    """The client's checks are reworded with the flags: exit 2, nothing sent."""
+    env = clean_env()
+    env.update(OPENAI_API_KEY="test", OPENAI_BASE_URL=frozen.emu.url)
+    before = frozen.seen()
+
+    result = run_cli(*argv, env=env)
+
+    assert 2 == result.returncode, result.stderr
+    assert f"{ERROR_PREFIX}{expected}" == one_line_error(result)
+    assert before == frozen.seen()
+
+
+def test_wait_timeout_names_the_flag_and_the_status(frozen: Lab) -> None:
+    """`jobs wait --timeout` of a job that does not move: exit 1, the flag and the last status."""
+    job = frozen.create_job(frozen.upload_training().id)
+
+    result = run_cli(
+        "jobs", "wait", job.id, "--poll-interval", "0.1", "--timeout", "0.5", env=frozen.env
+    )
+
+    assert 1 == result.returncode, result.stderr
+    assert (
+        f"{ERROR_PREFIX}gave up after --timeout 0.5 s; not final yet: {job.id} (validating_files)"
+    ) == one_line_error(result)
