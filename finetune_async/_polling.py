@@ -620,8 +620,22 @@ async def _new_events(
         asked.add(cursor)
 
 
+async def _events_round(
+    requester: Requester, job_path: str, seen: set[str], page_size: int
+) -> tuple[FineTuningJob, list[FineTuningJobEvent]]:
+    """Read the job, then its events not seen yet (newest first): one round of the stream."""
+    job = await requester.request("GET", job_path, FineTuningJob)
+    return job, await _new_events(requester, job_path + "/events", seen, page_size)
+
+
 async def stream_events(
-    requester: Requester, job_path: str, *, poll_interval: float, page_size: int = 100
+    requester: Requester,
+    job_path: str,
+    *,
+    poll_interval: float,
+    page_size: int = 100,
+    rate_limit: Backoff = RATE_LIMIT_BACKOFF,
+    rng: random.Random | None = None,
 ) -> AsyncGenerator[FineTuningJobEvent]:
     """Yield a job's events oldest first, each once, until the job is terminal.
 
@@ -629,12 +643,27 @@ async def stream_events(
     and yields the new ones in reverse, never re-sorted (events share ``created_at`` seconds and
     ids are opaque). The job's status is read before its events, so the round that sees it
     terminal also delivers its last events.
+
+    A round still refused with a 429 (or any answer with ``Retry-After``) once the client's own
+    retries are spent is tried again after the pause ``watch`` would take (``rate_limit_pause``:
+    1 s at least, doubling with each refused round in a row, up to 60 s), instead of ending the
+    stream; nothing is yielded twice, since events count as seen only once yielded. Other errors
+    end the stream.
     """
     check_poll_settings(poll_interval, None)
     seen: set[str] = set()
+    refused = 0
     while True:
-        job = await requester.request("GET", job_path, FineTuningJob)
-        fresh = await _new_events(requester, job_path + "/events", seen, page_size)
+        try:
+            job, fresh = await _events_round(requester, job_path, seen, page_size)
+        except APIStatusError as exc:
+            hint = parse_retry_after(exc.headers) if exc.headers else None
+            if exc.status_code != _TOO_MANY_REQUESTS and hint is None:
+                raise
+            refused += 1
+            await asyncio.sleep(rate_limit_pause(refused, hint, rate_limit, rng))
+            continue
+        refused = 0
         for event in reversed(fresh):
             seen.add(event.id)
             yield event

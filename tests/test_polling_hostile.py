@@ -18,6 +18,7 @@ import itertools
 import math
 import random
 from contextlib import aclosing
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -38,6 +39,7 @@ from finetune_async._polling import (
     JobWatch,
     Watcher,
     rate_limit_pause,
+    stream_events,
 )
 from finetune_async.types import FineTuningJob
 
@@ -293,8 +295,10 @@ async def test_the_public_calls_wait_a_second_at_least_after_retry_after_0(
 
     With the default floor (1 s) the second request comes a second after the first, the third
     two seconds later; before it, each call sent thousands of requests in this window.
+    ``stream_events`` keeps going through the 429s instead of ending with ``RateLimitError``.
     """
-    server = AlwaysLimited(loopback, {k: {"Retry-After": "0"} for k in ("j1", "j2", "b1", "f1")})
+    keys = ("j1", "j2", "b1", "f1", "s1")
+    server = AlwaysLimited(loopback, {key: {"Retry-After": "0"} for key in keys})
     await loopback.start()
     window = 1.5
     async with AsyncClient(base_url=loopback.url, api_key="test") as client:
@@ -304,16 +308,29 @@ async def test_the_public_calls_wait_a_second_at_least_after_retry_after_0(
             async for _ in jobs.watch(["j1"]):
                 pass
 
+        async def stream_one() -> None:
+            async for _ in jobs.stream_events("s1"):
+                pass
+
         await asyncio.gather(
             run_for(window, watch_one),
+            run_for(window, stream_one),
             run_for(window, lambda: jobs.wait("j2")),
             run_for(window, lambda: client.batches.wait("b1")),
             run_for(window, lambda: client.files.wait_for_processing("f1")),
         )
     counts = {key: len(stamps) for key, stamps in server.stamps.items()}
-    assert {"j1", "j2", "b1", "f1"} == set(counts)
+    assert set(keys) == set(counts)
+    # stream_events goes through the client's retries first (0.5 s, then 1 s, at least 0.375 s
+    # and 0.75 s with jitter), then waits out the 429 as watch does instead of ending with it.
+    assert counts.pop("s1") <= 3
     assert {} == {key: n for key, n in counts.items() if n > 2}
-    assert {} == {key: s for key, s in server.stamps.items() if len(s) > 1 and s[1] - s[0] < 1.0}
+    assert {} == {key: s for key, s in server.stamps.items() if len(s) > 1 and s[1] - s[0] < 0.375}
+    assert {} == {
+        key: s
+        for key, s in server.stamps.items()
+        if key != "s1" and len(s) > 1 and s[1] - s[0] < 1.0
+    }
 
 
 @pytest.mark.asyncio
@@ -353,6 +370,74 @@ async def test_a_poll_after_hint_of_0_does_not_re_poll_at_once(loopback: Loopbac
     # At 0, 0.1 ... 1.0 s at most; before the floor, thousands.
     assert len(within) <= 11
     assert [] == [round(b - a, 4) for a, b in itertools.pairwise(stamps) if b - a < 0.1 - EPSILON]
+
+
+@pytest.mark.asyncio
+async def test_stream_events_of_an_always_limited_server_waits_the_growing_floor(
+    loopback: LoopbackServer,
+) -> None:
+    """``stream_events`` (no client retries) waits the same growing floor for every bad hint.
+
+    Before, the first 429 the client gave up on ended the stream with ``RateLimitError``.
+    """
+    server = AlwaysLimited(loopback, {hint_key(name): h for name, h in BAD_HINTS.items()})
+    await loopback.start()
+    keys = [hint_key(name) for name in BAD_HINTS]
+    async with AsyncClient(base_url=loopback.url, api_key="test", max_retries=0) as client:
+
+        async def stream(key: str) -> None:
+            events = stream_events(
+                client, f"/fine_tuning/jobs/{key}", poll_interval=0.01, rate_limit=FAST
+            )
+            async with aclosing(events):
+                async for _ in events:
+                    pass
+
+        async def stream_all() -> None:
+            await asyncio.gather(*(run_for(WINDOW + 0.1, partial(stream, key)) for key in keys))
+
+        await asyncio.wait_for(stream_all(), BOUND)
+    assert set(keys) == set(server.stamps)
+    most = most_requests(WINDOW, FAST)
+    counts = {name: server.within(hint_key(name), WINDOW) for name in BAD_HINTS}
+    assert {} == {name: n for name, n in counts.items() if n > most}
+    assert {} == {name: n for name, n in counts.items() if n < 2}  # it went on after the first
+    gaps = {name: short_gaps(server.stamps[hint_key(name)], FAST) for name in BAD_HINTS}
+    assert {} == {name: short for name, short in gaps.items() if short}
+
+
+@pytest.mark.asyncio
+async def test_stream_events_delivers_every_event_once_after_rounds_refused_with_429(
+    loopback: LoopbackServer,
+) -> None:
+    """Three refused rounds (one of them in the middle of the event pages), then every event."""
+    answers = iter(["429", "ok", "429", "429"])  # job, events page 1 refused, job, job
+
+    async def job(request: web.Request) -> web.Response:
+        if next(answers, "ok") == "429":
+            return web.json_response({"error": {"message": "slow down"}}, status=429)
+        return web.json_response(job_json(request.match_info["job_id"], "succeeded"))
+
+    async def events(request: web.Request) -> web.Response:
+        after = request.query.get("after")
+        if after is None:
+            page = {"data": [event_json(3), event_json(2)], "has_more": True}
+        elif next(answers, "ok") == "429":
+            return web.json_response({"error": {"message": "slow down"}}, status=429)
+        else:
+            page = {"data": [event_json(1)], "has_more": False}
+        return web.json_response({"object": "list", **page})
+
+    loopback.route("GET", "/fine_tuning/jobs/{job_id}", job)
+    loopback.route("GET", "/fine_tuning/jobs/{job_id}/events", events)
+    await loopback.start()
+    async with AsyncClient(base_url=loopback.url, api_key="test", max_retries=0) as client:
+        stream = stream_events(
+            client, "/fine_tuning/jobs/ftjob-1", poll_interval=0.01, rate_limit=FAST
+        )
+        async with asyncio.timeout(BOUND), aclosing(stream):
+            ids = [event.id async for event in stream]
+    assert ["ftevent-1", "ftevent-2", "ftevent-3"] == ids
 
 
 # --- a server that never answers -----------------------------------------------------------------
