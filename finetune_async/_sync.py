@@ -152,15 +152,17 @@ class _PortalRunner:
         if self._closed or self._loop is None or self._stop is None:
             return
         self._closed = True
-        loop, stop = self._loop, self._stop
         _unregister_at_exit(self)
+        # Stop first: under `-W error` the warning raises, and the thread must end all the same.
+        _request_stop(self._loop, self._stop)
         warnings.warn(
             f"unclosed Client (base_url={self._client.base_url!r}) was garbage-collected; its "
             "thread and connections are released now. Use `with Client(...)` or call close().",
             ResourceWarning,
-            stacklevel=2,
+            # Past this method and weakref's finalizer: the line that dropped the client, as
+            # for Python's own unclosed files.
+            stacklevel=3,
         )
-        _request_stop(loop, stop)
 
     def forget_parent(self) -> None:
         """In a forked child: start afresh at the next call, never touching the parent's state.

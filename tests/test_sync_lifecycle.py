@@ -196,7 +196,7 @@ def test_open_client_at_exit_is_closed_without_a_warning(emu: Emulator) -> None:
         print(derived.models.retrieve("{MODEL}").id)
     """
     done = subprocess.run(  # noqa: S603 - our own interpreter and script
-        [sys.executable, "-X", "dev", "-W", "error", "-c", textwrap.dedent(script)],
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(script)],
         capture_output=True,
         text=True,
         timeout=BOUND,
@@ -204,4 +204,32 @@ def test_open_client_at_exit_is_closed_without_a_warning(emu: Emulator) -> None:
     )
     assert 0 == done.returncode, done.stderr
     assert MODEL == done.stdout.strip()
-    assert "" == done.stderr
+    # A warning raised as an error in a finalizer is printed as "Exception ignored in ...".
+    for sign in ("Warning", "Exception ignored", "Traceback", "unclosed"):
+        assert sign not in done.stderr, done.stderr
+
+
+def test_dropped_client_thread_ends_when_warnings_are_errors(emu: Emulator) -> None:
+    """Under ``-W error`` the warning raises in the finalizer; the thread still ends."""
+    script = f"""
+        import threading, time
+        from finetune_async import Client
+
+        client = Client(base_url={emu.url!r}, api_key="test")
+        client.models.retrieve("{MODEL}")
+        del client
+        deadline = time.monotonic() + {BOUND}
+        while threading.active_count() > 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        print(threading.active_count())
+    """
+    done = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, "-W", "error", "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=2 * BOUND,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert "1" == done.stdout.strip(), done.stderr
+    assert "ResourceWarning: unclosed Client" in done.stderr
