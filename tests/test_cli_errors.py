@@ -409,7 +409,7 @@ def test_poll_interval_help_gives_the_unit_and_default(command: str, default: st
 
     assert 0 == result.returncode, result.stderr
     text = " ".join(result.stdout.split())
-    assert f"--poll-interval SECONDS seconds between polls (default {default};" in text
+    assert f"--poll-interval SECONDS seconds between polls (default {default})" in text
 
 
 class BareServer:

@@ -71,7 +71,7 @@ def _poll_interval(parser: argparse.ArgumentParser, default: float) -> None:
         type=positive_float,
         default=default,
         metavar="SECONDS",
-        help=f"seconds between polls (default {default:g}; sooner while a job is young)",
+        help=f"seconds between polls (default {default:g})",
     )
 
 
@@ -120,7 +120,9 @@ def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     wait = sub("wait", "follow a job live until it ends; exit 0 if it succeeded")
     wait.add_argument("job_id")
     _poll_interval(wait, 10.0)
-    wait.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
+    wait.add_argument(
+        "--timeout", type=positive_float, metavar="SECONDS", help="give up after this many seconds"
+    )
     watch = sub("watch", "follow many jobs live until they all end")
     watch.add_argument("job_ids", nargs="+")
     _poll_interval(watch, 10.0)
@@ -130,7 +132,9 @@ def _jobs(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=32,
         help="most polls in flight at once (default 32)",
     )
-    watch.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
+    watch.add_argument(
+        "--timeout", type=positive_float, metavar="SECONDS", help="give up after this many seconds"
+    )
     metrics = sub("metrics", "show a finished job's training metrics, one row per step")
     metrics.add_argument("job_id")
     metrics.add_argument(
@@ -199,7 +203,9 @@ def _batches(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     wait = sub("wait", "wait for a batch to end; exit 0 if it completed")
     wait.add_argument("batch_id")
     _poll_interval(wait, 10.0)
-    wait.add_argument("--timeout", type=positive_float, help="give up after this many seconds")
+    wait.add_argument(
+        "--timeout", type=positive_float, metavar="SECONDS", help="give up after this many seconds"
+    )
     sub("results", "show an ended batch's results, one per request").add_argument("batch_id")
 
 

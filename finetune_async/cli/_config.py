@@ -46,12 +46,16 @@ CONNECTION_OPTIONS: Final[tuple[tuple[str, str, dict[str, Any]], ...]] = (
     (
         _CONNECTION,
         "--request-timeout",
-        {"type": positive_float, "help": "seconds per API call, retries included (default 600)"},
+        {
+            "type": positive_float,
+            "metavar": "SECONDS",
+            "help": "seconds per API call, retries included (default 600)",
+        },
     ),
     (
         _CONNECTION,
         "--max-retries",
-        {"type": non_negative_int, "help": "retries of a failed call (default 2)"},
+        {"type": non_negative_int, "metavar": "N", "help": "retries of a failed call (default 2)"},
     ),
     (_PORTKEY, "--portkey", {"action": "store_true", "help": "go through the Portkey gateway"}),
     (_PORTKEY, "--portkey-api-key", {"help": "default: $PORTKEY_API_KEY"}),
