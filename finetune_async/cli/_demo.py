@@ -15,7 +15,7 @@ import orjson
 from .._client import AsyncClient
 from ..emulator import Emulator
 from ._commands import checkpoint_rows
-from ._live import ProgressReader, follow_jobs, transfer_progress
+from ._live import ProgressReader, follow_jobs, job_failure, transfer_progress
 
 if TYPE_CHECKING:
     from ._output import Output
@@ -113,7 +113,8 @@ async def run_demo(out: Output, *, speed: float) -> int:
             ]
             if str(final.status) != "succeeded":
                 out.message(
-                    f"the job ended {final.status}: {final.error}", status=str(final.status)
+                    f"the job ended {final.status}: {job_failure(final) or 'no reason given'}",
+                    status=str(final.status),
                 )
                 return 1
 

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .._client import AsyncClient
     from ._output import Output
 
-__all__ = ["JobBoard", "ProgressReader", "follow_jobs", "transfer_progress"]
+__all__ = ["JobBoard", "ProgressReader", "follow_jobs", "job_failure", "transfer_progress"]
 
 try:  # the optional UI library
     from rich.live import Live
