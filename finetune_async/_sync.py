@@ -79,8 +79,12 @@ class _PortalRunner:
             if self._closed:
                 raise FinetuneError("this Client is closed; create a new one")
             if self._loop is None:
-                self._thread, self._loop, self._stop = _start_portal(self._client)
+                # Registered until the loop thread ends, not only until close(): a fork while an
+                # abandoned client's thread is still closing must keep that one's state too.
                 _register_at_exit(self)
+                self._thread, self._loop, self._stop = _start_portal(
+                    self._client, partial(_unregister_at_exit, self)
+                )
             return self._loop
 
     def call(self, func: Callable[[], Awaitable[T]]) -> T:
@@ -152,7 +156,6 @@ class _PortalRunner:
         if self._closed or self._loop is None or self._stop is None:
             return
         self._closed = True
-        _unregister_at_exit(self)
         # Stop first: under `-W error` the warning raises, and the thread must end all the same.
         _request_stop(self._loop, self._stop)
         warnings.warn(
@@ -179,9 +182,12 @@ class _PortalRunner:
 
 
 def _start_portal(
-    client: AsyncClient,
+    client: AsyncClient, on_end: Callable[[], object]
 ) -> tuple[threading.Thread, asyncio.AbstractEventLoop, asyncio.Event]:
-    """Start the portal's thread and loop, with ``client`` entered on it; return them."""
+    """Start the portal's thread and loop, with ``client`` entered on it; return them.
+
+    ``on_end`` is called on the loop thread as it ends.
+    """
     # anyio is imported with the first blocking call, not with the package.
     import anyio  # noqa: PLC0415
     from anyio.from_thread import BlockingPortal  # noqa: PLC0415
@@ -202,6 +208,8 @@ def _start_portal(
             if started.done():
                 raise
             started.set_exception(exc)
+        finally:
+            on_end()
 
     # Named like anyio's own portal threads; a daemon, as they are: the exit hook below closes
     # the clients still open before the interpreter would wait for threads.
@@ -262,9 +270,10 @@ async def _awaited(func: Callable[[], Awaitable[T]]) -> T:
     return await func()
 
 
-# Clients still open at interpreter exit. Closed from threading's exit hook, which runs *before*
-# the interpreter joins non-daemon threads; a plain atexit callback would run only after that
-# join, and after a portal left to the garbage collector could hang it.
+# The portals whose loop thread runs: those of clients still open at interpreter exit are closed
+# from threading's exit hook, which runs *before* the interpreter joins non-daemon threads; a
+# plain atexit callback would run only after that join, and after a portal left to the garbage
+# collector could hang it. After a fork, the child forgets every one of them.
 _open_runners: set[_PortalRunner] = set()
 _open_lock = threading.Lock()
 _exit_hook_installed = False
@@ -291,8 +300,8 @@ def _register_at_exit(runner: _PortalRunner) -> None:
 
 
 def _unregister_at_exit(runner: _PortalRunner) -> None:
-    # No lock: this runs from the garbage collector too (abandon), which may interrupt a thread
-    # holding it; a set's discard is atomic.
+    # No lock: the loop thread calls this as it ends, and must never wait for the thread that
+    # holds the lock (it may be joining this one); a set's discard is atomic.
     _open_runners.discard(runner)
 
 
