@@ -506,9 +506,9 @@ class Client:
 
     def download(
         self, path: str, sink: DownloadSink, *, headers: Mapping[str, str] | None = None
-    ) -> None:
+    ) -> Mapping[str, str]:
         """Blocking twin of ``AsyncClient.download``."""
-        self._call(partial(self._async.download, path, sink, headers=headers))
+        return self._call(partial(self._async.download, path, sink, headers=headers))
 
     def _call(self, func: Callable[[], Awaitable[T]]) -> T:
         return self._runner.call(func)
