@@ -9,6 +9,7 @@ Leniency (COMPAT.md, "Parsing") lives here, in one visible block:
 - open enums: ``SomeEnum | str`` gives the member for a known value, the string otherwise;
 - ``JobError`` accepts a bare string (some providers send ``"error": "..."``);
 - ``FineTuningJob`` accepts Azure's ``organisation_id`` spelling;
+- ``WebhookEventData`` keeps the whole ``data`` object of a webhook event beside its ``id``;
 - timestamps and counts accept a float where an int is expected (kept as the int it denotes);
 - records are made only from JSON objects and lists only from JSON arrays, so a wrong shape
   raises instead of turning into empty defaults;
@@ -30,7 +31,7 @@ from cattrs.gen import make_dict_structure_fn
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
 from ._record_structure import can_generate, make_record_structure
-from .types import FineTuningJob, JobError
+from .types import FineTuningJob, JobError, WebhookEventData
 from .types.fine_tuning import HyperparameterValue
 
 if typing.TYPE_CHECKING:
@@ -218,6 +219,15 @@ def _make_job_structure() -> Callable[[Any, Any], FineTuningJob]:
     )
 
 
+def _structure_webhook_event_data(value: Any, _: Any) -> WebhookEventData:
+    """A webhook event's ``data``: its ``id``, and the object as sent (OpenAI's are thin)."""
+    if type(value) is not dict:
+        msg = f"expected a JSON object for WebhookEventData, got {type(value).__name__}"
+        raise TypeError(msg)
+    ident = value.get("id")
+    return WebhookEventData(None if ident is None else str(ident), value)
+
+
 def _unstructure_without_nones(cls: type[Any]) -> Callable[[Any], dict[str, Any]]:
     names = [a.name for a in attrs.fields(cls)]
     unstructure = converter.unstructure
@@ -253,4 +263,5 @@ converter.register_structure_hook(bool, _structure_bool)
 _job_error_from_dict = _structure_record(JobError)
 converter.register_structure_hook(JobError, _structure_job_error)
 converter.register_structure_hook(FineTuningJob, _make_job_structure())
+converter.register_structure_hook(WebhookEventData, _structure_webhook_event_data)
 converter.register_unstructure_hook_factory(attrs.has, _unstructure_without_nones)

@@ -19,7 +19,9 @@ The tree::
     ├── InvalidParameterError        bad input caught before any request (also a ValueError)
     │   └── TrainingFileError        a training file that failed files.create(validate=...);
     │                                defined in finetune_async.data, beside its report
-    └── WaitTimeoutError             a wait for a terminal status ran out of time
+    ├── WaitTimeoutError             a wait for a terminal status ran out of time
+    └── WebhookVerificationError     a webhook delivery that failed verification or is not an
+                                     event (also a ValueError)
 
 This module is a leaf: it imports nothing of the package, because every layer raises from it
 (docs/architecture.md). ``TrainingFileError`` carries a ``finetune_async.data`` report, so it is
@@ -58,6 +60,7 @@ __all__ = [
     "RateLimitError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
+    "WebhookVerificationError",
 ]
 
 OUTCOME_UNKNOWN_HINT = (
@@ -286,6 +289,28 @@ class WaitTimeoutError(FinetuneError, TimeoutError):
     def __init__(self, message: str, *, last: object = None) -> None:
         super().__init__(message)
         self.last = last
+
+
+class WebhookVerificationError(FinetuneError, ValueError):
+    """A webhook delivery failed verification, or its verified body is not an event.
+
+    The message says which check failed (a missing header, a malformed timestamp, signature or
+    secret, a timestamp outside the tolerance, no matching signature, a body that is not JSON or
+    not an event). It never holds the secret, the signature or the body, so it is safe to log and
+    to send back to the sender.
+
+    Attributes:
+        reason: The failed check as a short code: ``"missing_header"``, ``"malformed_header"``,
+            ``"malformed_timestamp"``, ``"malformed_signature"``, ``"timestamp_too_old"``,
+            ``"timestamp_too_new"``, ``"no_matching_signature"``, ``"malformed_secret"``,
+            ``"malformed_body"``, ``"not_json"`` or ``"not_an_event"``.
+    """
+
+    reason: str | None
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def _str_or_none(error: Mapping[str, Any] | None, key: str) -> str | None:

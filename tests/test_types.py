@@ -51,6 +51,8 @@ from finetune_async.types import (
     SupervisedHyperparameters,
     SupervisedMethod,
     WandbIntegration,
+    WebhookEvent,
+    WebhookEventData,
 )
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -718,6 +720,14 @@ RECORDS: list[Any] = [
     SupervisedHyperparameters(),
     SupervisedMethod(),
     WandbIntegration(project="my-wandb-project"),
+    WebhookEvent(
+        id="evt_1",
+        type="batch.completed",
+        created_at=1,
+        data=WebhookEventData(id="batch_1", raw={"id": "batch_1"}),
+        webhook_id="wh_1",
+    ),
+    WebhookEventData(id="batch_1", raw={"id": "batch_1"}),
 ]
 RECORD_IDS = [type(record).__name__ for record in RECORDS]
 

@@ -13,6 +13,7 @@ from ._enums import (
     FineTuningJobStatus,
     MethodType,
     ReasoningEffort,
+    WebhookEventType,
 )
 from ._page import Page
 from .batch_files import BatchRequest, BatchResult
@@ -48,6 +49,7 @@ from .fine_tuning import (
     WandbIntegration,
 )
 from .metrics import StepMetrics
+from .webhooks import WebhookEvent, WebhookEventData
 
 __all__ = [
     "Batch",
@@ -94,4 +96,7 @@ __all__ = [
     "SupervisedHyperparameters",
     "SupervisedMethod",
     "WandbIntegration",
+    "WebhookEvent",
+    "WebhookEventData",
+    "WebhookEventType",
 ]

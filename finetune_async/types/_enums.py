@@ -20,6 +20,7 @@ __all__ = [
     "FineTuningJobStatus",
     "MethodType",
     "ReasoningEffort",
+    "WebhookEventType",
 ]
 
 
@@ -121,3 +122,15 @@ class FileStatus(StrEnum):
     UPLOADED = "uploaded"
     PROCESSED = "processed"
     ERROR = "error"
+
+
+class WebhookEventType(StrEnum):
+    """Types of the webhook events OpenAI sends for jobs and batches (others stay strings)."""
+
+    FINE_TUNING_JOB_SUCCEEDED = "fine_tuning.job.succeeded"
+    FINE_TUNING_JOB_FAILED = "fine_tuning.job.failed"
+    FINE_TUNING_JOB_CANCELLED = "fine_tuning.job.cancelled"
+    BATCH_COMPLETED = "batch.completed"
+    BATCH_FAILED = "batch.failed"
+    BATCH_CANCELLED = "batch.cancelled"
+    BATCH_EXPIRED = "batch.expired"
