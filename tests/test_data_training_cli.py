@@ -186,11 +186,11 @@ def upload_argv(emu: Emulator, path: Path, *extra: str) -> list[str]:
 def test_upload_validate_refuses_a_bad_file(
     emu: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A bad file is shown problem by problem, exit 1, and never sent."""
+    """A bad file is shown problem by problem, exit 2 (bad input), and never sent."""
     path = CORPUS / "bad_missing_assistant.jsonl"
     code = main(upload_argv(emu, path, "--purpose", "fine-tune", "--validate"))
     lines = json_lines(capsys.readouterr().out)
-    assert 1 == code
+    assert 2 == code
     assert EXPECTED[path.name]["problems"] == lines[:-1]
     assert [] == upload_requests(emu)
 
