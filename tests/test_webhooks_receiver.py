@@ -215,6 +215,19 @@ async def test_answers_400_to_a_signed_body_that_is_not_an_event(
     assert [] == recorder.events
 
 
+# 400: the receiver was reached and refused "{}", which is no event; 404: it was not reached.
+@pytest.mark.parametrize(("path", "status"), [("/hooks", 400), ("/hooks/", 400), ("/hooks/x", 404)])
+@pytest.mark.asyncio
+async def test_the_mount_point_is_taken_with_or_without_its_slash(
+    served: Served, session: aiohttp.ClientSession, path: str, status: int
+) -> None:
+    """Mounted at "/hooks/", both /hooks and /hooks/ reach the receiver (a sender follows no
+    redirect), and nothing below them does."""
+    url = f"http://127.0.0.1:{served.port}{path}"
+    async with session.post(url, data=b"{}", headers=delivery(body=b"{}")[1]) as response:
+        assert status == response.status
+
+
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
 @pytest.mark.asyncio
 async def test_answers_405_to_anything_but_post(
@@ -553,6 +566,15 @@ def test_bad_options_are_refused_at_construction(kwargs: dict[str, Any], param: 
     with pytest.raises(InvalidParameterError) as caught:
         WebhookReceiver(**arguments)
     assert param == caught.value.param
+
+
+def test_asgi_app_is_a_callable_object() -> None:
+    """``asgi_app`` is neither a function nor a method, so Starlette's ``Route`` (and FastAPI's
+    ``add_route``) serve it as an ASGI app instead of wrapping it as a request handler."""
+    import inspect
+
+    app = WebhookReceiver(secret=SECRET, on_event=Recorder()).asgi_app
+    assert (False, False, True) == (inspect.isfunction(app), inspect.ismethod(app), callable(app))
 
 
 def test_repr_hides_the_secret() -> None:

@@ -110,7 +110,11 @@ class WebhookReceiver:
         )
 
     def aiohttp_app(self) -> web.Application:
-        """An ``aiohttp.web.Application`` taking deliveries as POST ``/``, for ``add_subapp``."""
+        """An ``aiohttp.web.Application`` taking deliveries as POST ``/``, for ``add_subapp``.
+
+        Mounted with ``root.add_subapp("/webhooks/", receiver.aiohttp_app())`` it answers both
+        ``/webhooks`` and ``/webhooks/``; it can also be served alone (``web.run_app``).
+        """
         from aiohttp import web  # noqa: PLC0415 - the package must import without aiohttp
 
         max_body = self.max_body
@@ -135,6 +139,9 @@ class WebhookReceiver:
             return reply(*await self.deliver(body, request.headers))
 
         app = web.Application()
+        # "" too: mounted with add_subapp("/webhooks/"), the prefix without its slash is taken as
+        # well, since a sender never follows the redirect a framework would answer instead.
+        app.router.add_route("*", "", handle)
         app.router.add_route("*", "/", handle)
         return app
 
