@@ -182,12 +182,21 @@ class AsyncJobs:
         Args:
             limit: Page size (the server's default is 20).
             after: Start after this job id.
-            metadata: Only jobs whose metadata has these pairs (sent as ``metadata[k]=v``).
+            metadata: None (the default): every job. A dict of pairs: only the jobs whose
+                metadata has all of them (sent as ``metadata[k]=v``). An empty dict ``{}``:
+                only the jobs without metadata (sent as ``metadata=null``, the spec's spelling).
+                ``{}`` rather than None, because None must keep meaning "no filter" for code
+                that never names the argument; and rather than a new constant, because "jobs
+                whose metadata is empty" is what ``{}`` already reads as. Build a filter dict
+                with care: one that ends up empty selects the jobs without metadata.
 
         Raises:
             InvalidParameterError: A non-positive limit or bad metadata (nothing is sent).
         """
+        # Checked before the empty-dict case, so that a non-mapping fails here, not later.
         filters = metadata_query(metadata)
+        if metadata is not None and not filters:
+            filters = [("metadata", "null")]
         return paginate(
             self._requester,
             "/fine_tuning/jobs",
@@ -501,7 +510,10 @@ class Jobs:
         after: str | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> Pager[FineTuningJob]:
-        """Blocking twin of ``AsyncJobs.list``: a lazy iterator over jobs."""
+        """Blocking twin of ``AsyncJobs.list``: a lazy iterator over jobs.
+
+        ``metadata=None`` lists every job, ``metadata={}`` only the jobs without metadata.
+        """
         return Pager(
             self._runner, self._async_api.list(limit=limit, after=after, metadata=metadata)
         )
