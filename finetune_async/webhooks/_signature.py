@@ -40,6 +40,7 @@ import base64
 import binascii
 import functools
 import hmac
+import math
 import re
 import time
 from collections.abc import Iterable, Mapping
@@ -344,12 +345,12 @@ def _check_window(timestamp: int, tolerance: float, now: float) -> None:
     age = now - timestamp
     if age > tolerance:
         raise WebhookVerificationError(
-            f"the webhook-timestamp is {int(age)} s old, beyond the tolerance of {tolerance:g} s",
+            f"the webhook-timestamp is {math.ceil(age)} s old, beyond the tolerance of {tolerance:g} s",
             reason="timestamp_too_old",
         )
     if -age > tolerance:
         raise WebhookVerificationError(
-            f"the webhook-timestamp is {int(-age)} s in the future, beyond the tolerance of "
+            f"the webhook-timestamp is {math.ceil(-age)} s in the future, beyond the tolerance of "
             f"{tolerance:g} s",
             reason="timestamp_too_new",
         )
