@@ -345,7 +345,8 @@ def _check_window(timestamp: int, tolerance: float, now: float) -> None:
     age = now - timestamp
     if age > tolerance:
         raise WebhookVerificationError(
-            f"the webhook-timestamp is {math.ceil(age)} s old, beyond the tolerance of {tolerance:g} s",
+            f"the webhook-timestamp is {math.ceil(age)} s old, beyond the tolerance of "
+            f"{tolerance:g} s",
             reason="timestamp_too_old",
         )
     if -age > tolerance:
