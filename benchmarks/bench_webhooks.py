@@ -13,7 +13,10 @@ Two measurements, in one run (issue 17's targets):
   deduplicated away). The load generator is this process: an aiohttp client with
   ``--concurrency`` connections, bodies pre-signed outside the measured window (target: 2,000
   deliveries/s). The same server also has a floor route (read the body, answer 200), to show what
-  aiohttp alone costs on the same machine. Both processes share the machine's cores.
+  aiohttp alone costs on the same machine. Both processes share the machine's cores. Where
+  uvicorn is importable, ``receiver.asgi_app`` is measured the same way under uvicorn, with an
+  ASGI floor of its own (uvicorn's pure-Python h11 parser, without httptools, is far slower than
+  aiohttp, and the floor row shows how much of that is uvicorn's).
 
     python benchmarks/bench_webhooks.py [--repeats 5] [--deliveries 20000] [--concurrency 64]
                                         [--quick] [--only verify|receiver]
@@ -134,6 +137,42 @@ def serve() -> None:
     asyncio.run(main())
 
 
+def serve_asgi() -> None:
+    """The server process for the ASGI app under uvicorn: the receiver at /hooks/, CPU at /cpu."""
+    import socket
+
+    import uvicorn
+
+    from finetune_async.webhooks import WebhookReceiver
+
+    async def on_event(_event: object) -> None:
+        return None
+
+    receiver = WebhookReceiver(secret=SECRET, on_event=on_event)
+
+    async def app(scope: dict, receive: object, send: object) -> None:  # type: ignore[type-arg]
+        if scope["type"] == "http" and scope["path"] == "/cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            body = orjson.dumps({"cpu": usage.ru_utime + usage.ru_stime})
+            await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": body})  # type: ignore[operator]
+            return
+        if scope["type"] == "http" and scope["path"] == "/floor/":
+            more = True
+            while more:  # read the body, answer 200: what uvicorn alone costs
+                more = (await receive())["more_body"]  # type: ignore[operator]
+            await send({"type": "http.response.start", "status": 200, "headers": []})  # type: ignore[operator]
+            await send({"type": "http.response.body", "body": b"ok"})  # type: ignore[operator]
+            return
+        await receiver.asgi_app(scope, receive, send)  # type: ignore[arg-type]
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    print(f"ready {sock.getsockname()[1]}", flush=True)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
+
+
 async def load(port: int, path: str, deliveries: int, concurrency: int) -> dict[str, float]:
     """POST ``deliveries`` pre-signed deliveries with ``concurrency`` connections."""
     import aiohttp
@@ -154,7 +193,7 @@ async def load(port: int, path: str, deliveries: int, concurrency: int) -> dict[
 
         async def server_cpu() -> float:
             async with session.get(f"http://127.0.0.1:{port}/cpu") as response:
-                return float((await response.json())["cpu"])
+                return float(orjson.loads(await response.read())["cpu"])
 
         async def worker(share: list[dict[str, str]]) -> None:
             nonlocal failures
@@ -182,22 +221,41 @@ async def load(port: int, path: str, deliveries: int, concurrency: int) -> dict[
     }
 
 
-def bench_receiver(repeats: int, deliveries: int, concurrency: int) -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _start(mode: str) -> tuple[subprocess.Popen[str], int]:
+    path = os.pathsep.join([str(ROOT), *sys.path[1:]])  # the same packages as this process
     server = subprocess.Popen(
-        [sys.executable, __file__, "--serve"], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, __file__, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
     )
+    assert server.stdout is not None
+    return server, int(server.stdout.readline().split()[1])
+
+
+def bench_receiver(repeats: int, deliveries: int, concurrency: int) -> dict[str, object]:
+    servers = {"aiohttp": _start("--serve")}
     try:
-        assert server.stdout is not None
-        line = server.stdout.readline()
-        port = int(line.split()[1])
-        samples: dict[str, list[dict[str, float]]] = {"receiver": [], "floor": []}
+        import uvicorn  # noqa: F401 - optional: the ASGI row needs an ASGI server
+
+        servers["asgi"] = _start("--serve-asgi")
+    except ImportError:
+        print("  (uvicorn is not installed: no ASGI row)", file=sys.stderr)
+    runs = {"receiver (aiohttp sub-app)": ("aiohttp", "/hooks/"),
+            "floor (aiohttp handler)": ("aiohttp", "/floor/"),
+            "receiver (ASGI, uvicorn)": ("asgi", "/hooks/"),
+            "floor (ASGI app, uvicorn)": ("asgi", "/floor/")}  # fmt: skip
+    runs = {name: run for name, run in runs.items() if run[0] in servers}
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in runs}
+    try:
         for _ in range(repeats):
-            for name, path in (("receiver", "/hooks/"), ("floor", "/floor/")):
+            for name, (server, path) in runs.items():
+                port = servers[server][1]
                 samples[name].append(asyncio.run(load(port, path, deliveries, concurrency)))
     finally:
-        server.terminate()
-        server.wait(10)
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(10)
     medians = {
         name: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
         for name, runs in samples.items()
@@ -211,6 +269,7 @@ def bench_receiver(repeats: int, deliveries: int, concurrency: int) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-asgi", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20_000, help="verifications per sample")
     parser.add_argument("--deliveries", type=int, default=20_000, help="per receiver sample")
@@ -221,6 +280,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         serve()
+        return
+    if args.serve_asgi:
+        serve_asgi()
         return
     if args.quick:
         args.repeats, args.calls, args.deliveries = 1, args.calls // 10, args.deliveries // 10
@@ -245,10 +307,10 @@ def main() -> None:
         print(f"Receiver on loopback, on_event a no-op, {args.concurrency} connections "
               f"(median of {args.repeats} x {args.deliveries:,} deliveries):")  # fmt: skip
         for name, row in receiver["median"].items():  # type: ignore[attr-defined]
-            print(f"  {name:<9} {row['per_s']:9,.0f} deliveries/s   server CPU "
+            print(f"  {name:<27} {row['per_s']:9,.0f} deliveries/s   server CPU "
                   f"{row['server_cpu_us']:6.1f} us / delivery   "
                   f"failures {row['failures']:.0f}")  # fmt: skip
-        per_s = receiver["median"]["receiver"]["per_s"]  # type: ignore[index]
+        per_s = receiver["median"]["receiver (aiohttp sub-app)"]["per_s"]  # type: ignore[index]
         verdict = "met" if per_s >= 2000 else "MISSED"
         print(f"  target >= 2,000 deliveries/s: {verdict}")
     if args.json:
