@@ -875,8 +875,8 @@ def test_cli_emulator_prints_its_url_serves_and_exits_0_on_sigint() -> None:
         socket.create_connection(("127.0.0.1", int(match.group(2))), timeout=WAIT).close()
 
 
-def test_cli_emulator_with_a_bad_fault_rate_exits_1_with_a_message() -> None:
-    """A rate outside 0-1 is reported on stderr with exit code 1."""
+def test_cli_emulator_with_a_bad_fault_rate_exits_2_naming_the_flag() -> None:
+    """A rate outside 0-1 is a usage error: exit code 2, the flag named on stderr."""
     done = subprocess.run(
         [sys.executable, "-m", "finetune_async", "emulator", "--port", "0", "--rate-429", "2"],
         capture_output=True,
@@ -884,7 +884,6 @@ def test_cli_emulator_with_a_bad_fault_rate_exits_1_with_a_message() -> None:
         timeout=WAIT,
         check=False,
     )
-    assert 1 == done.returncode
-    assert done.stderr.startswith("finetune-async: error:")
-    assert "rate_429" in done.stderr
+    assert 2 == done.returncode
+    assert "error: argument --rate-429: expected a fraction from 0 to 1, got '2'" in done.stderr
     assert "" == done.stdout
