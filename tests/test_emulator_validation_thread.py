@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from finetune_async import AsyncClient
+from finetune_async import APIConnectionError, AsyncClient
 from finetune_async.data import validate_training_file
 from finetune_async.emulator import Emulator, Timing
 from finetune_async.emulator import _jobs as emulator_jobs
@@ -53,11 +53,14 @@ class HeldValidation:
         self.calls: list[str] = []
         #: Whether ``release`` was set before the wait ran out, as seen by the validation.
         self.released: bool | None = None
+        #: What the real validation found once released (False: the file was gone).
+        self.found_the_file: bool | None = None
 
     def __call__(self, path: Path, method: str = "supervised") -> TrainingFileReport:
         self.calls.append(threading.current_thread().name)
         self.started.set()
         self.released = self.release.wait(BOUND)
+        self.found_the_file = path.exists()
         return validate_training_file(path, method)
 
 
@@ -148,3 +151,30 @@ async def test_a_file_deleted_before_validation_still_fails_the_job() -> None:
     assert "failed" == failed.status
     assert failed.error is not None
     assert "invalid_training_file" == failed.error.code
+
+
+@pytest.mark.asyncio
+async def test_stop_waits_for_a_running_validation_before_removing_its_file(
+    held: HeldValidation,
+) -> None:
+    """``stop()`` lets a validation end (it outlives its request) before removing the files."""
+    emu = Emulator(speed=0)
+    await emu.start()
+    try:
+        async with AsyncClient(base_url=emu.url, api_key="test", max_retries=0) as api:
+            job_id, _ = await due_job(emu, api)
+            looking = asyncio.create_task(api.fine_tuning.jobs.retrieve(job_id))
+            assert await asyncio.to_thread(held.started.wait, BOUND)
+            stopping = asyncio.create_task(emu.stop())
+            # Give stop() time to get as far as it goes while the validation is held (aiohttp's
+            # shutdown takes up to its one-second timeout): it must not finish, nor remove files.
+            done, _ = await asyncio.wait({stopping}, timeout=2.0)
+            stopped_while_held = bool(done)
+            held.release.set()
+            await asyncio.wait_for(stopping, BOUND)
+            with pytest.raises(APIConnectionError):
+                await asyncio.wait_for(looking, BOUND)
+    finally:
+        await emu.stop()
+    assert not stopped_while_held
+    assert held.found_the_file is True

@@ -166,6 +166,11 @@ class Emulator:
         runner, self._runner = self._runner, None
         if runner is not None:
             await asyncio.wait_for(runner.cleanup(), timeout=_STOP_TIMEOUT)
+        # A training-file validation outlives the request that started it: let it end before
+        # its file is removed and its loop closed (it would then fail on a closed loop).
+        validations = list(self.state.validations.values())
+        if validations:
+            await asyncio.wait(validations, timeout=_STOP_TIMEOUT)
         self.state.close()
 
     async def __aenter__(self) -> Self:
