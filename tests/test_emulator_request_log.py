@@ -40,6 +40,7 @@ def test_the_log_keeps_the_last_maxlen_records_oldest_first() -> None:
     assert ["/v1/2", "/v1/3", "/v1/4"] == [r.path for r in log]
     assert (3, 3, 5) == (len(log), log.maxlen, log.appended)
     assert "/v1/4" == log[-1].path
+    assert ["/v1/4", "/v1/3", "/v1/2"] == [r.path for r in reversed(log)]
     assert ["/v1/3", "/v1/4"] == [r.path for r in log[1:]]
     assert [record(2), record(3), record(4)] == log
     assert log == (record(2), record(3), record(4))

@@ -233,6 +233,10 @@ class RequestLog(Sequence[RequestRecord]):
         """The kept records, oldest first."""
         return iter(self._ring)
 
+    def __reversed__(self) -> Iterator[RequestRecord]:
+        """The kept records, newest first (the deque's own, not one lookup per index)."""
+        return reversed(self._ring)
+
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same records in the same order (``[] == log``)."""
         if isinstance(other, RequestLog | list | tuple):
