@@ -400,6 +400,26 @@ async def test_different_ids_run_concurrently(
     assert 3 == recorder.most_at_once
 
 
+@pytest.mark.asyncio
+async def test_a_cancelled_on_event_gives_its_twin_500_and_leaves_the_id_unseen(
+    recorder: Recorder,
+) -> None:
+    """When the delivery running on_event is cancelled (its server shut down), the twin waiting
+    for it gets 500, and the next delivery of the id runs on_event again."""
+    recorder.gate = asyncio.Event()
+    receiver = WebhookReceiver(secret=SECRET, on_event=recorder)
+    first = asyncio.create_task(receiver.deliver(*delivery()))
+    await bounded(recorder.started.wait())
+    twin = asyncio.create_task(receiver.deliver(*delivery()))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    assert (500, "on_event did not finish") == await bounded(twin)
+    assert True is first.cancelled()
+    recorder.gate.set()
+    assert (200, "ok") == await bounded(receiver.deliver(*delivery()))
+    assert 2 == len(recorder.events)
+
+
 # --- ASGI, through ASGITransport ---------------------------------------------------------------
 
 

@@ -63,9 +63,11 @@ class _InFlight:
 class WebhookReceiver:
     """Receive webhook deliveries, verify them and hand each event to ``on_event`` once.
 
-    Mount ``receiver.aiohttp_app()`` with ``app.add_subapp("/webhooks/", ...)``, or
-    ``receiver.asgi_app`` in Starlette / FastAPI (``app.mount("/webhooks", receiver.asgi_app)``)
-    or under any ASGI 3 server.
+    Mount ``receiver.aiohttp_app()`` with ``app.add_subapp("/webhooks/", ...)``. In FastAPI or
+    Starlette, route one path to ``receiver.asgi_app``
+    (``app.add_route("/webhooks", receiver.asgi_app, methods=["POST"])``); ``app.mount`` works
+    too, but then only ``/webhooks/`` is served, and ``/webhooks`` gets a redirect that senders do
+    not follow. Any ASGI 3 server can serve ``receiver.asgi_app`` alone.
 
     Args:
         secret: The endpoint's secret ``whsec_…``, or several during a rotation.
