@@ -75,12 +75,14 @@ class EmulatedAPIError(Exception):
 def json_response(
     data: object, *, status: int = 200, headers: dict[str, str] | None = None
 ) -> web.Response:
+    """``data`` as a JSON answer (orjson)."""
     return web.Response(
         body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
     )
 
 
 def not_found(kind: str, value: str, param: str) -> EmulatedAPIError:
+    """The API's 404 for an unknown id, e.g. ``file_not_found``."""
     return EmulatedAPIError(
         404, f"No such {kind}: '{value}'", param=param, code=f"{kind}_not_found"
     )
@@ -90,6 +92,7 @@ def not_found(kind: str, value: str, param: str) -> EmulatedAPIError:
 
 
 def query_limit(request: web.Request, default: int, maximum: int) -> int:
+    """The ``limit`` query parameter, from 1 to ``maximum`` (400 otherwise)."""
     raw = request.query.get("limit")
     if raw is None:
         return default
@@ -168,6 +171,7 @@ async def validate_due(state: EmulatorState, jobs: Iterable[JobSim], now: float)
 
 
 def _validation(state: EmulatorState, job: JobSim) -> asyncio.Future[None]:
+    """The job's running validation (started now if none is), shielded from its waiter."""
     running = state.validations.get(job.id)
     if running is None:
         running = asyncio.ensure_future(asyncio.to_thread(job.run_validation))
@@ -183,6 +187,7 @@ async def sync_all(state: EmulatorState) -> None:
 
 
 def too_large(what: str, limit: int) -> EmulatedAPIError:
+    """The 413 for a body or part over its limit."""
     return EmulatedAPIError(
         HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
         f"{what} is too large: the limit is {limit} bytes.",
@@ -191,6 +196,7 @@ def too_large(what: str, limit: int) -> EmulatedAPIError:
 
 
 async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object, within ``Limits.json_bytes`` (400 or 413 otherwise)."""
     limit = state_of(request).limits.json_bytes
     # Refuse a declared oversize body before reading any of it; aiohttp's client_max_size (the
     # same limit) stops a chunked one while it is read.
@@ -214,4 +220,5 @@ async def json_body(request: web.Request, *, optional: bool = False) -> dict[str
 
 
 def state_of(request: web.Request) -> EmulatorState:
+    """The emulator state the application serves."""
     return request.app[STATE]
