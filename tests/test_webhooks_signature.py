@@ -154,6 +154,12 @@ def test_str_body_verifies_as_its_utf8_bytes() -> None:
     )
 
 
+@pytest.mark.parametrize("wrap", [bytearray, memoryview], ids=["bytearray", "memoryview"])
+def test_bytes_like_bodies_verify(wrap: Any) -> None:
+    """A bytearray or memoryview of the body (what some servers hand out) verifies as bytes."""
+    assert EVENT["id"] == unwrap(wrap(BODY), headers_for(), secret=SECRET, now=NOW).id
+
+
 def test_signature_covers_the_exact_bytes() -> None:
     """Re-serialized JSON (one space more) no longer verifies: the raw bytes are what is signed."""
     reformatted = orjson.dumps(EVENT).replace(b'":', b'": ', 1)
