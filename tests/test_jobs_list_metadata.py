@@ -2,8 +2,9 @@
 
 The spec's ``metadata`` query parameter is a nullable deepObject: ``metadata[k]=v`` pairs, or
 ``metadata=null`` for the jobs that have none. The SDK spells that ``metadata={}``, since None has
-always meant "no filter". The blocking twin is checked here too, against an emulator on its own
-thread (no test here runs the blocking client on a loop).
+always meant "no filter". The wire form is checked against a recording server, the emulator and
+Prism (which refuses only the null, as a query string cannot carry one). The blocking twin is
+checked here too, against an emulator on its own thread (never the blocking client on a loop).
 """
 
 from __future__ import annotations
@@ -15,11 +16,22 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from finetune_async import AsyncClient, Client, InvalidParameterError
+from finetune_async import AsyncClient, Client, InvalidParameterError, UnprocessableEntityError
 from finetune_async.emulator import Emulator
+from tests.contract.conftest import (
+    PRISM_JS,
+    PRISM_PACKAGE,
+    NodeServer,
+    node_for,
+    prism_argv,
+    start_all,
+)
+from tests.contract.operations import violations
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
+
+    from finetune_async.types import FineTuningJob, Page
 
 MODEL = "gpt-4o-mini-2024-07-18"
 EMPTY_PAGE = {"object": "list", "data": [], "has_more": False}
@@ -115,6 +127,59 @@ async def test_bad_metadata_raises_before_sending(metadata: object, param: str) 
         sent = emu.stats.total
     assert param == caught.value.param
     assert 0 == sent
+
+
+# --- through Prism ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prism(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeServer]:
+    """Prism serving the facts spec with ``--errors`` (static answers), as the contract tests."""
+    node = node_for(PRISM_PACKAGE, PRISM_JS)
+    log = tmp_path_factory.mktemp("prism-metadata") / "static.log"
+    server = NodeServer("prism static (jobs.list metadata)", prism_argv(node, None), log)
+    start_all([server])
+    yield server
+    server.stop()
+
+
+async def first_page(api: AsyncClient, metadata: dict[str, str]) -> Page[FineTuningJob]:
+    """The first page of ``jobs.list(limit=5, metadata=...)`` (Prism always has more)."""
+    pages = api.fine_tuning.jobs.list(limit=5, metadata=metadata).pages()
+    try:
+        return await anext(pages)
+    finally:
+        await pages.aclose()
+
+
+@pytest.mark.asyncio
+async def test_through_prism_only_the_null_a_query_string_cannot_carry_is_refused(
+    prism: NodeServer,
+) -> None:
+    """Prism takes the pair filter, and of ``metadata=null`` refuses only the null itself.
+
+    A query string has no null: Prism reads ``metadata=null`` as the string "null" against the
+    parameter's ``object | null`` schema. The rest of the request (path, ``limit``) passes, and
+    the pair form is valid, so the one disagreement is that documented spelling (the API
+    reference: "set metadata=null to indicate no metadata"), which the emulator honours.
+    """
+    async with AsyncClient(base_url=prism.origin, api_key="sk-contract", max_retries=0) as api:
+        offset = prism.log_size()
+        tagged = await first_page(api, {"team": "nlp"})
+        accepted = violations(prism.log_since(offset))
+        with pytest.raises(UnprocessableEntityError) as caught:
+            await first_page(api, {})
+    assert [] == accepted
+    assert tagged.data
+    assert isinstance(caught.value.body, dict)
+    assert [
+        {
+            "location": ["query", "metadata"],
+            "severity": "Error",
+            "code": "type",
+            "message": "Request query parameter metadata must be object,null",
+        }
+    ] == caught.value.body["validation"]
 
 
 # --- the blocking twin ---------------------------------------------------------------------------
