@@ -31,8 +31,10 @@ from .errors import (
     RateLimitError,
     UnprocessableEntityError,
     WaitTimeoutError,
+    WebhookVerificationError,
 )
-from .types import JobUpdate
+from .types import JobUpdate, WebhookEvent, WebhookEventData, WebhookEventType
+from .webhooks import WebhookReceiver
 
 __all__ = [
     "APIConnectionError",
@@ -61,6 +63,11 @@ __all__ = [
     "TrainingFileError",
     "UnprocessableEntityError",
     "WaitTimeoutError",
+    "WebhookEvent",
+    "WebhookEventData",
+    "WebhookEventType",
+    "WebhookReceiver",
+    "WebhookVerificationError",
     "__version__",
     "is_terminal",
     "types",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Self, TypedDict, TypeVar, Unpack
 
 import attrs
@@ -36,6 +36,7 @@ from ._sansio import (
 )
 from ._version import __version__
 from .resources import AsyncBatches, AsyncFiles, AsyncFineTuning, AsyncModels
+from .webhooks import Webhooks
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -75,6 +76,7 @@ class ClientOptions(TypedDict, total=False):
     session: ClientSession | None
     backoff: Backoff
     max_response_size: int | None
+    webhook_secret: str | Sequence[str] | None
 
 
 def _masked(value: object) -> str:
@@ -112,6 +114,8 @@ class _Settings:
     # Query a provider constructor adds (Azure's api-version); the user's default_query adds to it.
     provider_query: Mapping[str, str]
     max_response_size: int | None = DEFAULT_MAX_RESPONSE_SIZE
+    # The secret(s) ``client.webhooks`` verifies with; None falls back on OPENAI_WEBHOOK_SECRET.
+    webhook_secret: str | Sequence[str] | None = attrs.field(default=None, repr=_masked)
 
     @property
     def fixed_query(self) -> list[tuple[str, str]]:
@@ -184,6 +188,7 @@ class AsyncClient:
     batches: AsyncBatches
     files: AsyncFiles
     models: AsyncModels
+    webhooks: Webhooks
 
     def __init__(
         self,
@@ -261,6 +266,7 @@ class AsyncClient:
         self.batches = AsyncBatches(self)
         self.files = AsyncFiles(self)
         self.models = AsyncModels(self)
+        self.webhooks = Webhooks(settings.webhook_secret)
 
     @classmethod
     def _from_settings(
@@ -793,6 +799,7 @@ def _settings_from(
         max_response_size=_check_max_response_size(
             options.get("max_response_size", DEFAULT_MAX_RESPONSE_SIZE)
         ),
+        webhook_secret=options.get("webhook_secret"),
         default_headers=dict(options.get("default_headers") or {}),
         default_query=dict(options.get("default_query") or {}),
         auth_header=auth_header,

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from ._config import Backoff, Timeout
     from ._sansio import DownloadSink
     from .resources._requester import Query
+    from .webhooks import Webhooks
 
 __all__ = ["Client"]
 
@@ -335,6 +336,7 @@ class Client:
     batches: Batches
     files: Files
     models: Models
+    webhooks: Webhooks
 
     def __init__(
         self,
@@ -364,6 +366,8 @@ class Client:
         self.batches = Batches(async_client.batches, self._runner)
         self.files = Files(async_client.files, self._runner)
         self.models = Models(async_client.models, self._runner)
+        # Verifying a webhook needs no I/O: the same object serves both clients.
+        self.webhooks = async_client.webhooks
 
     @classmethod
     def _wrap(cls, async_client: AsyncClient, parent: _ClientRunner | None = None) -> Self:
