@@ -49,6 +49,7 @@ from .fine_tuning import (
     WandbIntegration,
 )
 from .metrics import StepMetrics
+from .tracking import TrackedObject, TrackedUpdate
 from .webhooks import WebhookEvent, WebhookEventData
 
 __all__ = [
@@ -95,6 +96,8 @@ __all__ = [
     "StepMetrics",
     "SupervisedHyperparameters",
     "SupervisedMethod",
+    "TrackedObject",
+    "TrackedUpdate",
     "WandbIntegration",
     "WebhookEvent",
     "WebhookEventData",
