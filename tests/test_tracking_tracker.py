@@ -247,7 +247,7 @@ async def test_a_webhook_is_stored_then_answered_by_one_retrieve_at_once() -> No
             api, store=store, poll_interval=3600, webhook_secret="whsec_c2VjcmV0"
         ) as tracker:
             await tracker.add_jobs([job])
-            updates = aiter(tracker.updates())
+            updates = tracker.updates()
             first = await anext(updates)
             assert "validating_files" == first.status
             emu.advance(FOREVER)
