@@ -119,17 +119,25 @@ class _CheckedSource(io.RawIOBase):
         super().__init__()
         self._handle = handle
         self._owned = owned
-        self._start = handle.tell()
-        self.expected = handle.seek(0, io.SEEK_END) - self._start
-        handle.seek(self._start)
+        self._seekable = _seekable(handle)
+        # Where the file ends, measured now: a pipe has no end to measure, and is sent chunked.
+        self.expected: int | None = None
+        self._start = 0
+        if self._seekable:
+            self._start = handle.tell()
+            self.expected = handle.seek(0, io.SEEK_END) - self._start
+            handle.seek(self._start)
 
     def readable(self) -> bool:
         return True
 
     def seekable(self) -> bool:
-        return True
+        return self._seekable
 
     def tell(self) -> int:
+        if not self._seekable:
+            # aiohttp asks where a stream starts; a pipe cannot say, so it is sent once.
+            raise OSError("a pipe has no position")
         return self._handle.tell()
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
@@ -137,7 +145,7 @@ class _CheckedSource(io.RawIOBase):
 
     def read(self, size: int | None = -1) -> bytes:
         data = self._handle.read(-1 if size is None else size)
-        if not data and size != 0:
+        if not data and size != 0 and self.expected is not None:
             done = self._handle.tell() - self._start
             if done < self.expected:
                 raise SourceShrankError(done, self.expected)
@@ -149,13 +157,20 @@ class _CheckedSource(io.RawIOBase):
         super().close()
 
 
+def _seekable(handle: BinaryIO) -> bool:
+    try:
+        return bool(handle.seekable())
+    except (OSError, ValueError):
+        return False
+
+
 class _SourcePayload(aiohttp.payload.IOBasePayload):
-    """A file part whose size is the one measured when the attempt began."""
+    """A file part whose size is the one measured when the attempt began (None: a pipe)."""
 
     _value: _CheckedSource
 
     @property
-    def size(self) -> int:
+    def size(self) -> int | None:
         return self._value.expected
 
 

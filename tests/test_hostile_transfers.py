@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
@@ -24,6 +25,7 @@ from finetune_async import (
     NotFoundError,
     Timeout,
 )
+from finetune_async.emulator import Emulator
 from finetune_async.types import FileDeleted, ModelDeleted
 from tests.conftest import NO_BACKOFF, LoopbackServer
 from tests.hostile import RawRequest, RawServer, fixed, json_answer
@@ -358,3 +360,25 @@ async def test_a_delete_that_got_a_refusal_first_keeps_its_404() -> None:
         with pytest.raises(NotFoundError):
             await bounded(client.files.delete("file-abc"))
     assert 2 == len(server.requests)
+
+
+@pytest.mark.asyncio
+async def test_an_upload_from_a_pipe_is_sent_once_whole() -> None:
+    """A real pipe (no position, no size) is streamed chunked, and arrives whole."""
+    data = b'{"piped": true}\n' * 200
+    read_end, write_end = os.pipe()
+    os.write(write_end, data)
+    os.close(write_end)
+    with open(read_end, "rb") as pipe:  # noqa: PTH123 - a descriptor, not a path
+        async with (
+            Emulator(speed=0) as emu,
+            AsyncClient(api_key="test", base_url=emu.url, backoff=NO_BACKOFF) as client,
+        ):
+            created = await bounded(
+                client.files.create(file=("piped.jsonl", pipe), purpose="batch")
+            )
+            stored = await bounded(client.files.content(created.id))
+            uploads = [r for r in emu.stats.requests if r.route == "POST /files"]
+        assert pipe.closed is False
+    assert data == stored
+    assert 1 == len(uploads)
