@@ -53,16 +53,20 @@ def test_sweep_cost(positions: list[int | None], expected: int) -> None:
 
 
 def test_choose_refresh() -> None:
-    """Fixed modes are kept; ``auto`` takes the cheaper one, and without history sweeps only
-    when there are a few objects."""
-    assert "retrieve" == choose_refresh("retrieve", range(500), history=True)
-    assert "list" == choose_refresh("list", [None], history=False)
-    assert "list" == choose_refresh("auto", list(range(150)), history=True)
-    assert "retrieve" == choose_refresh("auto", [250, 251, 252], history=True)
-    assert "retrieve" == choose_refresh("auto", [0], history=True)  # 1 page = 1 retrieve
-    assert "list" == choose_refresh("auto", [0, 1], history=True)
-    assert "retrieve" == choose_refresh("auto", [None, None], history=False)
-    assert "list" == choose_refresh("auto", [None] * 3, history=False)
+    """Fixed modes are kept; ``auto`` takes the cheaper one, and sweeps for objects of unknown
+    place only when there are a few of them."""
+    assert "retrieve" == choose_refresh("retrieve", range(500))
+    assert "list" == choose_refresh("list", [None])
+    assert "list" == choose_refresh("auto", list(range(150)))
+    assert "retrieve" == choose_refresh("auto", [250, 251, 252])
+    assert "retrieve" == choose_refresh("auto", [0])  # 1 page = 1 retrieve
+    assert "list" == choose_refresh("auto", [0, 1])
+    assert "retrieve" == choose_refresh("auto", [], unknown=2)
+    assert "list" == choose_refresh("auto", [], unknown=3)
+    # 1,000 new jobs beside 3 known deep ones: sweep (they are near the top), not 1,003 GETs.
+    assert "list" == choose_refresh("auto", [250, 251, 252], unknown=1000)
+    # One new job beside dense known ones: a page and a retrieve beat 101 GETs.
+    assert "list" == choose_refresh("auto", list(range(100)), unknown=1)
     assert PAGE_SIZE == 100
 
 

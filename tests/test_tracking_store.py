@@ -299,3 +299,15 @@ def test_a_bad_synchronous_setting_is_refused() -> None:
     """Only NORMAL and FULL."""
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStore("x.db", synchronous="OFF")
+
+
+@pytest.mark.asyncio
+async def test_a_path_that_is_a_directory_fails_before_any_request(tmp_path: Path) -> None:
+    """A store path SQLite cannot open as a file (a directory) is a ``StoreError`` at open."""
+    path = tmp_path / "t.db"
+    path.mkdir()
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as client:
+        with pytest.raises(StoreError, match="cannot use") as caught:
+            await Tracker(client, store=path).__aenter__()
+        assert str(path) == caught.value.location
+        assert 0 == emu.stats.total

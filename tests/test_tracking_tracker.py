@@ -102,6 +102,10 @@ async def collect(tracker: Tracker, emu: Emulator, first: int) -> list[TrackedUp
     return seen
 
 
+async def drain(tracker: Tracker) -> list[TrackedUpdate]:
+    return [got async for got in tracker.updates()]
+
+
 def routes(emu: Emulator) -> dict[str, int]:
     counts: dict[str, int] = {}
     for record in emu.stats.requests:
@@ -361,3 +365,36 @@ async def test_bad_settings_and_use_outside_the_block() -> None:
                 await tracker.add_jobs("ftjob-1")
             with pytest.raises(InvalidParameterError, match="non-empty"):
                 await tracker.add_batches([""])
+
+
+@pytest.mark.asyncio
+async def test_auto_sweeps_ids_added_after_the_first_sweep() -> None:
+    """100 jobs added to a tracker that has swept 150 are found by a sweep (new jobs are at the
+    top of the list), not by 100 retrieves."""
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        old = await create_jobs(api, 150)
+        new = await create_jobs(api, 100)
+        async with Tracker(api, store=MemoryStore(), poll_interval=3600) as tracker:
+            await tracker.add_jobs(old)
+            await until(lambda: tracker.stats.polls >= 150, "the first sweep")
+            before = tracker.stats.requests
+            await tracker.add_jobs(new)
+            await until(lambda: tracker.stats.polls >= 250, "the new jobs")
+            spent = tracker.stats.requests - before
+        assert 0 == routes(emu).get(JOB_ROUTE, 0)
+        assert spent <= 2
+        assert 2 == tracker.stats.sweeps
+
+
+@pytest.mark.asyncio
+async def test_a_closed_client_ends_the_loop_with_its_error() -> None:
+    """The runner's fatal error (the client closed under it) is raised by ``updates()``."""
+    async with Emulator(speed=0) as emu:
+        api = AsyncClient(base_url=emu.url, api_key="k")
+        (job,) = await create_jobs(api, 1)
+        async with Tracker(api, store=MemoryStore(), poll_interval=0.02) as tracker:
+            await tracker.add_jobs([job])
+            await until(lambda: tracker.stats.polls >= 1, "the first poll")
+            await api.aclose()
+            with pytest.raises(FinetuneError, match="closed"):
+                await asyncio.wait_for(drain(tracker), BOUND)

@@ -35,8 +35,8 @@ __all__ = [
 
 #: Objects per page of a sweep: the most both list endpoints give.
 PAGE_SIZE: Final = 100
-#: ``"auto"`` sweeps without history only for at least this many live objects: below it a
-#: sweep's worst case (a page, then the retrieves anyway) costs more than retrieving.
+#: ``"auto"`` sweeps for objects of unknown place only when there are at least this many: below
+#: it a sweep's worst case (a page, then the retrieves anyway) costs more than retrieving.
 _MIN_BLIND_SWEEP: Final = 3
 
 Refresh = Literal["list", "retrieve"]
@@ -77,29 +77,30 @@ def sweep_cost(positions: Iterable[int | None], page_size: int = PAGE_SIZE) -> i
 
 
 def choose_refresh(
-    mode: str, positions: Iterable[int | None], *, history: bool, page_size: int = PAGE_SIZE
+    mode: str, positions: Iterable[int | None], *, unknown: int = 0, page_size: int = PAGE_SIZE
 ) -> Refresh:
     """Pick how to refresh the live objects of one kind.
 
     Args:
         mode: The tracker's ``refresh``: ``"list"``, ``"retrieve"`` or ``"auto"``.
-        positions: As for ``sweep_cost``, one per live object.
-        history: Whether a sweep has run since the tracker started (else ``positions`` are all
-            None and say nothing).
+        positions: As for ``sweep_cost``, one per live object that went through a sweep.
+        unknown: How many live objects no sweep has looked for yet (added since, or the
+            tracker just started): nothing says where they are.
         page_size: Objects per page.
 
     Returns:
-        ``"list"`` or ``"retrieve"``. ``"auto"`` sweeps when the last sweep says a sweep costs
-        fewer requests than one retrieve per object; without history it sweeps when there are
-        at least a few objects, and the sweep's budget (``sweep_done``) keeps a bad guess within
-        twice the retrieves' cost.
+        ``"list"`` or ``"retrieve"``. ``"auto"`` sweeps when the last sweeps say a sweep costs
+        fewer requests than one retrieve per object. With a few objects of unknown place it
+        sweeps blind: the sweep's budget (``sweep_done``) keeps a bad guess within twice the
+        retrieves' cost, and new objects are near the top of the list, where a sweep is cheap.
     """
     if mode in {"list", "retrieve"}:
         return "list" if mode == "list" else "retrieve"
     known = list(positions)
-    if not history:
-        return "list" if len(known) >= _MIN_BLIND_SWEEP else "retrieve"
-    return "list" if sweep_cost(known, page_size) < len(known) else "retrieve"
+    if unknown >= _MIN_BLIND_SWEEP:
+        return "list"
+    cost = sweep_cost(known, page_size) + unknown
+    return "list" if cost < len(known) + unknown else "retrieve"
 
 
 def sweep_done(

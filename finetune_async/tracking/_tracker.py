@@ -98,7 +98,17 @@ class TrackerStats:
 class _Live:
     """The runner's record of one live object this process works on."""
 
-    __slots__ = ("created_at", "failures", "hinted", "id", "kind", "position", "seq", "status")
+    __slots__ = (
+        "created_at",
+        "failures",
+        "hinted",
+        "id",
+        "kind",
+        "position",
+        "seq",
+        "status",
+        "swept",
+    )
 
     def __init__(self, stored: StoredObject) -> None:
         self.kind: TrackedKind = stored.kind
@@ -107,7 +117,9 @@ class _Live:
         self.seq = stored.seq
         self.created_at = stored.created_at
         self.hinted = stored.hinted_at is not None
-        #: Where the last sweep met it (index from 0 in the list), or None.
+        #: Whether a sweep looked for it since it was added (or the tracker started), and where
+        #: the last one met it (index from 0 in the list), or None.
+        self.swept = False
         self.position: int | None = None
         self.failures = 0
 
@@ -203,7 +215,6 @@ class Tracker:
         self._live: dict[str, _Live] = {}
         self._fresh: dict[str, None] = {}
         self._urgent: dict[str, None] = {}
-        self._swept: set[str] = set()
         self._polled: list[str] = []
         self._held: StoredUpdate | None = None
         self._changed = asyncio.Event()
@@ -392,14 +403,14 @@ class Tracker:
         self._check_open()
         # A previous loop was left and the block went on: its last update was delivered.
         await self._deliver_held()
-        while True:
+        while self._state == "open":
             changed = self._changed
             pending = await self._store.undelivered(self._owner, _READ_AHEAD)
             if not pending:
                 if self._fatal is not None:
                     self._fatal_raised = True
                     raise self._fatal
-                if self._state != "open" or (not follow and self._idle()):
+                if not follow and self._idle():
                     return
                 await changed.wait()
                 continue
@@ -458,7 +469,7 @@ class Tracker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a closed client, a failed store: end the loops with it
-            self._fatal = exc
+            self._fatal = _first_leaf(exc)
             self._notify()
 
     def _pick(self, ids: Iterable[str]) -> list[_Live]:
@@ -477,8 +488,9 @@ class Tracker:
             group = [live for live in lives if live.kind == kind]
             if not group:
                 continue
-            positions = [live.position for live in group]
-            plan = choose_refresh(self._mode, positions, history=kind in self._swept)
+            positions = [live.position for live in group if live.swept]
+            unknown = sum(1 for live in group if not live.swept)
+            plan = choose_refresh(self._mode, positions, unknown=unknown)
             if plan == "list":
                 sweeps.append(self._sweep(kind, group))
             else:
@@ -541,10 +553,9 @@ class Tracker:
     async def _sweep(self, kind: TrackedKind, group: list[_Live]) -> list[_Live]:
         """Walk one list newest first; return the objects of ``group`` it did not meet."""
         self.stats.sweeps += 1
-        self._swept.add(kind)
         unseen = {live.id: live for live in group}
         for live in group:
-            live.position = None
+            live.swept, live.position = True, None
         page_type = Page[FineTuningJob] if kind == "job" else Page[Batch]
         cursor: str | None = None
         asked: set[str] = set()
@@ -561,7 +572,7 @@ class Tracker:
                 met = self._live.get(record.id)
                 if met is not None and met.kind == kind:
                     unseen.pop(record.id, None)
-                    met.position = index
+                    met.swept, met.position = True, index
                     await self._observed(met, record, hinted=False)
                 index += 1
             oldest = page.data[-1].created_at if page.data else None
@@ -612,6 +623,13 @@ class Tracker:
             if not live.hinted and not hinted:
                 self.stats.reconciled += 1
         self._notify()
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    """The first error inside task groups' exception groups (the error a caller understands)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _oldest(lives: Iterable[_Live]) -> float | None:
