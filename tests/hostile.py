@@ -110,6 +110,10 @@ class RawServer:
                 await self._answers[index](request, writer)
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            # The loop is closing with this connection open; asyncio's stream server would log
+            # the cancelled task as an error (Python 3.11), which is noise here.
+            return
         finally:
             writer.close()
 
