@@ -246,7 +246,7 @@ def damaged(path: Path) -> None:
         (corrupt, "not a database"),
         (foreign, "not a tracker's store"),
         (too_new, "newer than this finetune_async knows"),
-        (damaged, "t.db"),
+        (damaged, "malformed"),
     ],
 )
 async def test_an_unusable_file_fails_before_any_request(

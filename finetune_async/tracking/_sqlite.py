@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from ..types.tracking import TrackedKind
 
-__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "UnusableStoreError", "migrate", "schema_version"]
 
 T = TypeVar("T")
 
@@ -95,6 +95,10 @@ _UPDATE_COLUMNS: Final = (
 )
 
 
+class UnusableStoreError(Exception):
+    """Why a file cannot serve as a tracker's store (``open`` turns it into ``StoreError``)."""
+
+
 def _object(row: tuple[Any, ...]) -> StoredObject:
     kind, object_id, status, seq, terminal, created, polls, polled, hinted, delivered = row
     return StoredObject(
@@ -130,23 +134,24 @@ def schema_version(conn: sqlite3.Connection) -> int:
     """Return the store's schema version: 0 for an empty file.
 
     Raises:
-        StoreError: The file holds tables but no ``schema_version``: not a tracker's store.
+        UnusableStoreError: The file holds tables but no ``schema_version``: not a tracker's.
     """
     tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if "schema_version" not in tables:
         if tables - {"sqlite_sequence"}:
             msg = f"it is a SQLite database, but not a tracker's store (tables: {sorted(tables)})"
-            raise StoreError(msg, location="")
+            raise UnusableStoreError(msg)
         return 0
     row = conn.execute("SELECT version FROM schema_version").fetchone()
     return 0 if row is None else int(row[0])
 
 
 def _check_intact(conn: sqlite3.Connection) -> None:
-    """Raise ``StoreError`` if ``PRAGMA quick_check`` finds damage (milliseconds for a few MB)."""
+    """Raise if ``PRAGMA quick_check`` finds damage (milliseconds for a few MB)."""
     problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
-        raise StoreError(f"it is damaged: {'; '.join(problems[:3])}", location="")
+        msg = f"it is damaged: {'; '.join(problems[:3])}"
+        raise UnusableStoreError(msg)
 
 
 def migrate(conn: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:
@@ -156,7 +161,7 @@ def migrate(conn: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:
         The version the store was at before.
 
     Raises:
-        StoreError: The store is of a newer schema than this version of the SDK knows.
+        UnusableStoreError: Not a tracker's store, or of a newer schema than this SDK knows.
     """
     found = schema_version(conn)
     if found > SCHEMA_VERSION:
@@ -164,7 +169,7 @@ def migrate(conn: sqlite3.Connection, *, upto: int = SCHEMA_VERSION) -> int:
             f"its schema is version {found}, newer than this finetune_async knows "
             f"({SCHEMA_VERSION}): upgrade finetune_async to use it"
         )
-        raise StoreError(msg, location="")
+        raise UnusableStoreError(msg)
     for version in range(found + 1, upto + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -280,14 +285,7 @@ class SQLiteStore:
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("UPDATE schema_version SET version = version")
             conn.execute("ROLLBACK")
-        except StoreError as exc:
-            if conn is not None:
-                conn.close()
-            if exc.location:
-                raise
-            msg = f"cannot use {self.path} as a tracker's store: {exc.message}"
-            raise StoreError(msg, location=self.path) from None
-        except sqlite3.Error as exc:
+        except (UnusableStoreError, sqlite3.Error) as exc:
             if conn is not None:
                 conn.close()
             msg = f"cannot use {self.path} as a tracker's store: {exc}"

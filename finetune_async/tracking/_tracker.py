@@ -41,7 +41,7 @@ from urllib.parse import urlencode
 import attrs
 
 from .._converter import converter
-from .._polling import DEFAULT_POLL_TIMEOUT, is_terminal
+from .._polling import DEFAULT_POLL_TIMEOUT, check_poll_settings, is_terminal
 from .._sansio import next_cursor, parse_retry_after, path_segment
 from ..errors import APIError, APIStatusError, FinetuneError, InvalidParameterError
 from ..types import Batch, FineTuningJob, Page
@@ -138,13 +138,6 @@ def _check_ids(ids: Iterable[str], param: str) -> list[str]:
     return list(dict.fromkeys(checked))
 
 
-def _positive(value: object, param: str, *, integer: bool = False) -> None:
-    kinds = int if integer else int | float
-    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
-        noun = "a positive integer" if integer else "a number of seconds > 0"
-        raise InvalidParameterError(f"{param}: must be {noun}, got {value!r}", param=param)
-
-
 def _open_store(store: object) -> Store:
     if isinstance(store, str | os.PathLike):
         return SQLiteStore(store)
@@ -192,9 +185,12 @@ class Tracker:
         max_concurrency: int = 16,
         refresh: str = "auto",
     ) -> None:
-        _positive(poll_interval, "poll_interval")
-        _positive(reconcile_interval, "reconcile_interval")
-        _positive(max_concurrency, "max_concurrency", integer=True)
+        check_poll_settings(poll_interval, None, max_concurrency)
+        try:
+            check_poll_settings(reconcile_interval, None)
+        except InvalidParameterError:
+            msg = f"reconcile_interval: must be a number of seconds > 0, got {reconcile_interval!r}"
+            raise InvalidParameterError(msg, param="reconcile_interval") from None
         if refresh not in _REFRESH_MODES:
             msg = f"refresh: must be 'auto', 'list' or 'retrieve', got {refresh!r}"
             raise InvalidParameterError(msg, param="refresh")
