@@ -398,3 +398,64 @@ async def test_a_closed_client_ends_the_loop_with_its_error() -> None:
             await api.aclose()
             with pytest.raises(FinetuneError, match="closed"):
                 await asyncio.wait_for(drain(tracker), BOUND)
+
+
+@pytest.mark.asyncio
+async def test_a_hint_stored_before_a_crash_is_followed_at_the_restart(tmp_path: Path) -> None:
+    """A webhook written to the store but never followed by a retrieve (the process died after
+    answering 200) is retrieved first when a tracker opens the store again."""
+    path = tmp_path / "t.db"
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        jobs = await create_jobs(api, 4)
+        store = SQLiteStore(path)
+        await store.open()
+        await store.add([("job", job) for job in jobs], 1.0)
+        await store.hint(jobs[2], 2.0)
+        await store.close()
+        emu.reset_stats()
+        async with Tracker(api, store=path, poll_interval=3600, refresh="list") as tracker:
+            await until(lambda: tracker.stats.polls >= 5, "the hint's retrieve and a sweep")
+        first = emu.stats.requests[0]
+        assert (JOB_ROUTE, True) == (first.route, first.path.endswith(jobs[2]))
+
+
+@pytest.mark.asyncio
+async def test_follow_waits_for_ids_added_later() -> None:
+    """With ``follow=True`` the loop outlives the terminal objects and yields a later one's."""
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        early, late = await create_jobs(api, 2)
+        emu.advance(FOREVER)
+        async with Tracker(api, store=MemoryStore(), poll_interval=0.02) as tracker:
+            await tracker.add_jobs([early])
+            seen = []
+            async with asyncio.timeout(BOUND):
+                async for got in tracker.updates(follow=True):
+                    seen.append(got.id)
+                    if got.id == early:
+                        await asyncio.sleep(0.1)  # every object is terminal and delivered now
+                        await tracker.add_jobs([late])
+                    if got.id == late:
+                        break
+        assert [early, late] == seen
+
+
+@pytest.mark.asyncio
+async def test_ids_added_by_another_process_are_picked_up(tmp_path: Path) -> None:
+    """A second store on the same file (``track add`` beside ``track run``) adds an id while a
+    tracker runs; the tracker polls it from its next full refresh."""
+    path = tmp_path / "t.db"
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        first, second = await create_jobs(api, 2)
+        async with Tracker(api, store=path, poll_interval=0.05) as tracker:
+            await tracker.add_jobs([first])
+            other = SQLiteStore(path)
+            await other.open()
+            await other.add([("job", second)], 1.0)
+            await other.close()
+            seen = set()
+            async with asyncio.timeout(BOUND):
+                async for got in tracker.updates(follow=True):
+                    seen.add(got.id)
+                    if seen == {first, second}:
+                        break
+        assert {first, second} == seen
