@@ -456,3 +456,22 @@ async def test_ids_added_by_another_process_are_picked_up(tmp_path: Path) -> Non
                     if seen == {first, second}:
                         break
         assert {first, second} == seen
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("refresh", ["retrieve", "list"])
+async def test_errors_and_dropped_connections_lose_nothing(refresh: str) -> None:
+    """With half the answers 500 or cut, every job and batch still reaches its terminal update,
+    once: a failed read is tried again at the next refresh."""
+    async with Emulator(speed=0, seed=7) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        jobs = await create_jobs(api, 4)
+        batches = await create_batches(api, 2)
+        emu.set_faults(Faults(rate_5xx=0.3, rate_drop=0.2))
+        async with Tracker(api, store=MemoryStore(), poll_interval=0.01, refresh=refresh) as t:
+            await t.add_jobs(jobs)
+            await t.add_batches(batches)
+            seen = await collect(t, emu, first=6)
+        terminal = [got.id for got in seen if got.terminal]
+        assert sorted([*jobs, *batches]) == sorted(terminal)
+        assert len(seen) == len({got.update_id for got in seen})
+        assert emu.stats.faults["5xx"] + emu.stats.faults["drop"] > 0
