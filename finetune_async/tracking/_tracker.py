@@ -387,6 +387,7 @@ class Tracker:
 
         An update counts as delivered when the next one is asked for, or when the loop is left
         and the ``async with`` block then ends without an exception (see the module's docstring).
+        Run one loop at a time: two loops at once would each be given the same updates.
 
         Args:
             follow: Keep waiting for more ``add_*`` calls once every object is terminal and
