@@ -22,6 +22,8 @@ __all__ = ["STATE", "build_app"]
 
 logger = logging.getLogger("finetune_async.emulator")
 
+_READ_ONLY = frozenset({"GET", "HEAD", "OPTIONS"})
+
 
 def _route_of(request: web.Request) -> str:
     resource = request.match_info.route.resource
@@ -59,6 +61,9 @@ async def emulate(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.headers["x-request-id"] = state.ids.request_id()
         return response
     finally:
+        if request.method not in _READ_ONLY:
+            # A create, cancel, pause or resume moves a schedule: the webhook watcher looks again.
+            state.changed()
         stats.in_flight -= 1
         if fault is not None:
             stats.faults[fault] += 1

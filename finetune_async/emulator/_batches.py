@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Final
 import orjson
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._files import FileStore, StoredFile
     from ._ids import IdFactory
     from ._jobs import Timing
@@ -156,8 +158,13 @@ class BatchSim:
         ids: IdFactory,
         files: FileStore,
         timing: Timing,
+        on_terminal: Callable[[str, str, float], None] | None = None,
     ) -> None:
-        """Create the batch in ``validating``."""
+        """Create the batch in ``validating``.
+
+        ``on_terminal(event_type, batch_id, when)`` is called once, when the batch ends (the
+        webhook sender listens).
+        """
         self.id = batch_id
         self.input_file = input_file
         self.endpoint = endpoint
@@ -168,6 +175,7 @@ class BatchSim:
         self._ids = ids
         self._files = files
         self._timing = timing
+        self._on_terminal = on_terminal
         self.status = "validating"
         self.stamps: dict[str, int] = {}
         self.errors: list[dict[str, Any]] = []
@@ -211,6 +219,24 @@ class BatchSim:
                 if now < done_at:
                     return
                 self._finish(done_at, "completed")
+
+    def next_due(self) -> float | None:
+        """When ``sync`` next moves the batch to another phase; None once it ended."""
+        timing = self._timing
+        if self.status == "cancelling":
+            return (self._cancel_started or self._phase_started) + timing.batch_cancel
+        if self.status == "validating":
+            return self._phase_started + timing.batch_validate
+        if self.status == "in_progress":
+            done = self._phase_started + len(self._requests) * timing.batch_request
+            return min(done, self.expires_at)
+        if self.status == "finalizing":
+            return self._phase_started + timing.batch_finalize
+        return None
+
+    def _ended(self, when: float) -> None:
+        if self._on_terminal is not None:
+            self._on_terminal(f"batch.{self.status}", self.id, when)
 
     def _validate(self, when: float) -> None:
         try:
@@ -269,6 +295,7 @@ class BatchSim:
         if self.errors:
             self.status = "failed"
             self.stamps["failed_at"] = int(when)
+            self._ended(when)
             return
         first_model = self._requests[0][1].get("model")
         self.model = first_model if isinstance(first_model, str) else None
@@ -352,6 +379,7 @@ class BatchSim:
             self.output_file_id = self._write(output, "output", when)
         if failed:
             self.error_file_id = self._write(failed, "errors", when)
+        self._ended(when)
 
     def _write(self, lines: list[bytes], kind: str, when: float) -> str:
         stored = self._files.add_bytes(

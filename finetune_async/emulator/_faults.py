@@ -17,7 +17,7 @@ from ._limits import REQUEST_LOG
 if TYPE_CHECKING:
     import random
 
-__all__ = ["Faults", "RequestLog", "RequestRecord", "Stats", "redact_headers"]
+__all__ = ["Faults", "RequestLog", "RequestRecord", "Stats", "WebhookStats", "redact_headers"]
 
 
 def _fraction(_: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -52,6 +52,13 @@ class Faults:
         retry_after: The seconds sent in ``Retry-After`` on injected and rate-limit 429s.
         rate_limit: At most this many requests per real second (a token bucket of that size);
             beyond it, 429 with ``Retry-After``. None: no limit.
+        webhook_drop_rate: The share of webhook deliveries never sent (``stats.webhooks.dropped``).
+        webhook_duplicate_rate: The share of webhook deliveries sent twice (the same
+            ``webhook-id``: a receiver deduplicates them).
+        webhook_delay: Each webhook delivery waits a random 0 to this many real seconds before
+            its first attempt, so deliveries arrive late and out of order.
+
+    The ``webhook_*`` faults are read from the emulator-wide faults, never from a route's.
     """
 
     rate_429: float = attrs.field(default=0.0, validator=_fraction)
@@ -60,6 +67,9 @@ class Faults:
     latency: float = attrs.field(default=0.0, validator=_non_negative)
     retry_after: float = attrs.field(default=1.0, validator=_non_negative)
     rate_limit: float | None = attrs.field(default=None, validator=_positive_or_none)
+    webhook_drop_rate: float = attrs.field(default=0.0, validator=_fraction)
+    webhook_duplicate_rate: float = attrs.field(default=0.0, validator=_fraction)
+    webhook_delay: float = attrs.field(default=0.0, validator=_non_negative)
 
     def pick(self, rng: random.Random) -> str | None:
         """Draw the fault for one request: ``"drop"``, ``"429"``, ``"5xx"`` or None."""
@@ -251,6 +261,26 @@ class RequestLog(Sequence[RequestRecord]):
 
 
 @attrs.define
+class WebhookStats:
+    """Counters of the emulator's webhook deliveries.
+
+    Attributes:
+        attempts: POSTs sent (every retry and duplicate counts).
+        delivered: Attempts answered 2xx.
+        failed: Attempts that failed: a non-2xx answer (3xx included, never followed), a
+            connection error, or no answer within ``webhook_timeout``.
+        dropped: Deliveries never sent (``Faults.webhook_drop_rate``).
+        gave_up: Deliveries abandoned after 72 emulated hours of failed attempts.
+    """
+
+    attempts: int = 0
+    delivered: int = 0
+    failed: int = 0
+    dropped: int = 0
+    gave_up: int = 0
+
+
+@attrs.define
 class Stats:
     """Counters of everything the emulator answered; reset with ``Emulator.reset_stats()``.
 
@@ -261,6 +291,7 @@ class Stats:
         max_in_flight: The most requests handled at once since the last reset.
         outcomes: How many times each outcome (status code or ``"dropped"``) was answered.
         faults: How many times each fault was injected.
+        webhooks: The webhook deliveries (``WebhookStats``).
     """
 
     requests: RequestLog = attrs.field(factory=RequestLog)
@@ -268,6 +299,7 @@ class Stats:
     max_in_flight: int = 0
     outcomes: Counter[int | str] = attrs.field(factory=Counter)
     faults: Counter[str] = attrs.field(factory=Counter)
+    webhooks: WebhookStats = attrs.field(factory=WebhookStats)
 
     @property
     def total(self) -> int:

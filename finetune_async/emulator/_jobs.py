@@ -83,8 +83,13 @@ class JobSim:
         files: FileStore,
         timing: Timing,
         on_model: Callable[[str, int], None],
+        on_terminal: Callable[[str, str, float], None] | None = None,
     ) -> None:
-        """Create the job in ``validating_files`` from a checked create body."""
+        """Create the job in ``validating_files`` from a checked create body.
+
+        ``on_terminal(event_type, job_id, when)`` is called once, when the job ends (the
+        webhook sender listens).
+        """
         self.id = job_id
         self.body = body
         self.created_at = created_at
@@ -95,6 +100,7 @@ class JobSim:
         self._files = files
         self._timing = timing
         self._on_model = on_model
+        self._on_terminal = on_terminal
         self.metadata: dict[str, str] | None = body.get("metadata")
         self.status = "validating_files"
         self.finished_at: int | None = None
@@ -161,6 +167,20 @@ class JobSim:
         if milestone - 1 > self._steps:
             offset += timing.finalize
         return offset
+
+    def next_due(self) -> float | None:
+        """When ``sync`` next moves the job toward its end: None once it ended, or while paused.
+
+        That is the validation until the file is validated (it may fail the job), then the end.
+        """
+        if self.status in TERMINAL or self._paused_since is not None:
+            return None
+        milestone = 0 if self._milestone == 0 else self._last_milestone
+        return self.created_at + self._paused_total + self._offset(milestone)
+
+    def _ended(self, when: float) -> None:
+        if self._on_terminal is not None:
+            self._on_terminal(f"fine_tuning.job.{self.status}", self.id, when)
 
     @property
     def _last_milestone(self) -> int:
@@ -323,12 +343,14 @@ class JobSim:
         self._on_model(self.fine_tuned_model, created)
         self._event(when, f"New fine-tuned model created: {self.fine_tuned_model}")
         self._event(when, "The job has successfully completed")
+        self._ended(when)
 
     def _fail(self, when: float, *, code: str, message: str, param: str | None) -> None:
         self.status = "failed"
         self.finished_at = int(when)
         self.error = {"code": code, "message": message, "param": param}
         self._event(when, message, level="error")
+        self._ended(when)
 
     # --- transitions a user asks for -------------------------------------------------------------
 
@@ -344,6 +366,7 @@ class JobSim:
         self.finished_at = int(now)
         self._paused_since = None
         self._event(now, "Fine-tuning job cancelled")
+        self._ended(now)
 
     def pause(self, now: float) -> None:
         """Pause a running job; its clock stops."""

@@ -13,9 +13,10 @@ from ._clock import Clock
 from ._faults import Faults, Stats
 from ._jobs import Timing
 from ._state import BASE_MODELS, EmulatorState
+from ._webhooks import WebhookEndpoint, WebhookSender
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from types import TracebackType
 
     from ._limits import Limits
@@ -58,6 +59,8 @@ class Emulator:
         timing: Timing | None = None,
         base_models: Iterable[str] = BASE_MODELS,
         limits: Limits | None = None,
+        webhooks: Iterable[WebhookEndpoint] = (),
+        webhook_timeout: float = 5.0,
     ) -> None:
         """Configure the emulator; nothing listens until it is started.
 
@@ -74,6 +77,14 @@ class Emulator:
             base_models: The models jobs may fine-tune.
             limits: The largest upload and JSON body (413 beyond them) and how many requests
                 ``stats.requests`` keeps (``Limits``).
+            webhooks: Endpoints that get a signed delivery when a job or batch ends
+                (``WebhookEndpoint``); add more with ``add_webhook``.
+            webhook_timeout: Real seconds a webhook attempt may wait for an answer before it
+                counts as failed (and is retried).
+
+        Raises:
+            InvalidParameterError: ``webhooks`` holds something else than ``WebhookEndpoint``.
+            ValueError: ``speed`` or ``webhook_timeout`` is out of range.
         """
         self.clock = Clock(speed)
         self._host = host
@@ -88,6 +99,8 @@ class Emulator:
             base_models=base_models,
             limits=limits,
         )
+        self._webhooks = WebhookSender(self.state, webhooks, seed=seed, timeout=webhook_timeout)
+        self.state.watcher = self._webhooks
         self._runner: web.AppRunner | None = None
         self._routes: set[str] = {_route_name(r) for r in build_app(self.state).router.routes()}
         self._thread: threading.Thread | None = None
@@ -118,8 +131,28 @@ class Emulator:
         self.state.stats = self.state.new_stats()
 
     def advance(self, seconds: float) -> None:
-        """Move the emulated clock forward by ``seconds``."""
+        """Move the emulated clock forward by ``seconds`` (from any thread)."""
         self.clock.advance(seconds)
+        # What became due meanwhile (an end, a webhook retry) happens now, not at the next poll.
+        self._webhooks.changed()
+
+    def add_webhook(self, url: str, secret: str | Sequence[str] | None = None) -> WebhookEndpoint:
+        """Deliver webhooks to ``url`` too, from the next job or batch that ends on.
+
+        Args:
+            url: The receiver's http(s) URL.
+            secret: ``whsec_…``, or several (each delivery is signed with all of them); None
+                generates one, readable as ``endpoint.secret``.
+
+        Returns:
+            The endpoint.
+
+        Raises:
+            InvalidParameterError: A bad URL or a malformed secret.
+        """
+        endpoint = WebhookEndpoint(url, secret)
+        self._webhooks.add(endpoint)
+        return endpoint
 
     def set_faults(self, faults: Faults, route: str | None = None) -> None:
         """Change the faults while running, for every route or for one.
@@ -157,6 +190,7 @@ class Emulator:
             self.state.close()
             raise
         self._runner = runner
+        self._webhooks.start()
         server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
         sockets = getattr(server, "sockets", None) or []
         self._port = sockets[0].getsockname()[1]
@@ -164,6 +198,7 @@ class Emulator:
     async def stop(self) -> None:
         """Close every connection and the listening socket; calling it again does nothing."""
         runner, self._runner = self._runner, None
+        await self._webhooks.stop()
         if runner is not None:
             await asyncio.wait_for(runner.cleanup(), timeout=_STOP_TIMEOUT)
         # A training-file validation outlives the request that started it: let it end before

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._faults import Faults, RequestLog, Stats, TokenBucket
 from ._files import FileStore
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._clock import Clock
     from ._jobs import JobSim, Timing
 
-__all__ = ["BASE_MODELS", "EmulatorState"]
+__all__ = ["BASE_MODELS", "EmulatorState", "Watcher"]
 
 #: Base models the emulator fine-tunes (and answers ``GET /models/{model}`` for).
 BASE_MODELS = (
@@ -34,6 +34,16 @@ BASE_MODELS = (
     "babbage-002",
     "davinci-002",
 )
+
+
+class Watcher(Protocol):
+    """What follows the state's life cycles from outside (the webhook sender)."""
+
+    def terminal(self, event_type: str, object_id: str, when: float) -> None:
+        """A job or batch ended at emulated time ``when`` (``fine_tuning.job.succeeded``...)."""
+
+    def changed(self) -> None:
+        """A schedule may have moved (a create, cancel, pause, resume, or the clock)."""
 
 
 class EmulatorState:
@@ -73,6 +83,18 @@ class EmulatorState:
         self.limits = limits or Limits()
         self.stats = self.new_stats()
         self.set_faults(faults)
+        #: Told of every terminal transition and schedule change; the emulator sets it.
+        self.watcher: Watcher | None = None
+
+    def terminal(self, event_type: str, object_id: str, when: float) -> None:
+        """Pass a job's or batch's end on to the watcher (the sims' ``on_terminal``)."""
+        if self.watcher is not None:
+            self.watcher.terminal(event_type, object_id, when)
+
+    def changed(self) -> None:
+        """Tell the watcher that a schedule may have moved."""
+        if self.watcher is not None:
+            self.watcher.changed()
 
     def new_stats(self) -> Stats:
         """Return empty counters, with a request log of the configured size."""

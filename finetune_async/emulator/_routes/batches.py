@@ -77,6 +77,7 @@ async def create_batch(request: web.Request) -> web.Response:
         ids=state.ids,
         files=state.files,
         timing=state.timing,
+        on_terminal=state.terminal,
     )
     state.batches[batch.id] = batch
     return json_response(batch.to_json())

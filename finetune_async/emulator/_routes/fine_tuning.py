@@ -95,6 +95,7 @@ async def create_job(request: web.Request) -> web.Response:
         files=state.files,
         timing=state.timing,
         on_model=state.add_model,
+        on_terminal=state.terminal,
     )
     state.jobs[job.id] = job
     return json_response(job.to_json())
