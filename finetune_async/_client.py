@@ -295,8 +295,8 @@ class AsyncClient:
     ) -> Self:
         """Create a client that talks through the Portkey AI gateway (hosted or self-hosted).
 
-        Sends the ``x-portkey-*`` headers of COMPAT.md. ``provider_api_key`` goes to the provider
-        as ``Authorization: Bearer``; the ``Idempotency-Key`` of POSTs is listed in
+        Sends the ``x-portkey-*`` headers of docs/compat.md. ``provider_api_key`` goes to the
+        provider as ``Authorization: Bearer``; the ``Idempotency-Key`` of POSTs is listed in
         ``x-portkey-forward-headers`` so that the gateway passes it upstream.
 
         Args:
@@ -570,7 +570,7 @@ class AsyncClient:
         if isinstance(body, Upload):
             payload = body  # aiohttp writes the multipart Content-Type with its boundary
         elif body is not None or method == "POST":
-            # COMPAT.md: the Portkey gateway refuses a POST without it, even with no body.
+            # docs/compat.md: the Portkey gateway refuses a POST without it, even with no body.
             headers = {**headers, "Content-Type": "application/json"}
             payload = None if body is None else orjson.dumps(body)
         if method == "POST":
@@ -712,7 +712,7 @@ class AsyncClient:
             raise self._invalid(request, response, f"the answer is not JSON ({exc})") from exc
         try:
             return converter.structure(data, into)
-        # The single structuring call site (ARCHITECTURE.md rule 7): cattrs raises many types
+        # The single structuring call site (docs/architecture.md rule 7): cattrs raises many types
         # (ClassValidationError, TypeError, KeyError, ValueError...), none of which may escape.
         except Exception as exc:
             raise self._invalid(

@@ -1,10 +1,10 @@
 """The one cattrs converter of finetune_async, and every hook it uses.
 
-Built on ``cattrs.preconf.orjson`` (ARCHITECTURE.md rule 7). ``detailed_validation`` is off: it
+Built on ``cattrs.preconf.orjson`` (docs/architecture.md rule 7). ``detailed_validation`` is off: it
 makes every structuring call build error-path bookkeeping, which costs CPU on the polling hot path,
 and the single call site turns any failure into an ``APIResponseValidationError`` anyway.
 
-Leniency (COMPAT.md, "Parsing") lives here, in one visible block:
+Leniency (docs/compat.md, "Parsing") lives here, in one visible block:
 
 - open enums: ``SomeEnum | str`` gives the member for a known value, the string otherwise;
 - ``JobError`` accepts a bare string (some providers send ``"error": "..."``);
@@ -211,7 +211,7 @@ def _structure_job_error(value: Any, _: Any) -> JobError:
 
 
 def _make_job_structure() -> Callable[[Any, Any], FineTuningJob]:
-    # Azure writes the British spelling (COMPAT.md); the wire name wins when both are present.
+    # Azure writes the British spelling (docs/compat.md); the wire name wins when both are present.
     return make_record_structure(
         FineTuningJob,
         converter.get_structure_hook,

@@ -4,9 +4,9 @@ Nothing is sent until iteration starts, one page is in flight at a time, and ite
 a page says ``has_more: false``, leaves ``has_more`` out, or is empty. A page whose next cursor was
 already sent in this walk (the same cursor again, or a cycle A, B, A) ends the walk with
 ``APIResponseValidationError``: following it would ask for the same pages forever. No timeout or
-cancel scope spans a ``yield`` (ARCHITECTURE.md rule 3): each page is fetched by a plain coroutine
-call and the items are yielded outside it, so the sync client can drive these generators from a
-portal; the blocking ``Pager`` crosses to the portal once per page, not once per item.
+cancel scope spans a ``yield`` (docs/architecture.md rule 3): each page is fetched by a plain
+coroutine call and the items are yielded outside it, so the sync client can drive these generators
+from a portal; the blocking ``Pager`` crosses to the portal once per page, not once per item.
 """
 
 from __future__ import annotations

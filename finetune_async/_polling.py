@@ -9,7 +9,7 @@ every poll retrying on its own. A poll that fails otherwise is rescheduled with 
 error is produced, and the object stays watched until it is terminal: nothing is ever dropped.
 
 The updates come out of an async generator that never holds a timeout, cancel scope or task
-group across a ``yield`` (ARCHITECTURE.md rule 3): poll tasks hand their results over through a
+group across a ``yield`` (docs/architecture.md rule 3): poll tasks hand their results over through a
 deque and an event, and closing the generator (``break``, ``aclose``, cancellation, timeout)
 cancels and awaits every poll in flight, leaving no task behind.
 
@@ -61,7 +61,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Terminal statuses of jobs and batches, OpenAI's and the providers' spellings (COMPAT.md),
+#: Terminal statuses of jobs and batches, OpenAI's and the providers' spellings (docs/compat.md),
 #: compared case-insensitively. Everything else (paused, pending, pausing, cancel_requested...)
 #: is still moving.
 TERMINAL_STATUSES: Final = frozenset(

@@ -141,7 +141,7 @@ class Response:
 def join_url(base_url: str, path: str) -> str:
     """Join a base URL that may carry a path (``…/v1``, ``…/openai``) and an API path.
 
-    aiohttp's own ``base_url`` drops the base's path, so this is done by hand (ARCHITECTURE.md
+    aiohttp's own ``base_url`` drops the base's path, so this is done by hand (docs/architecture.md
     rule 2). A query in the base URL (``…/openai?api-version=…``) stays after the joined path.
     """
     if "?" in base_url:
@@ -278,7 +278,7 @@ def _decode_body(body: bytes) -> object:
 
 
 def _error_object(body: object) -> Mapping[str, Any] | None:
-    """Find the error object in the shapes servers send (COMPAT.md)."""
+    """Find the error object in the shapes servers send (docs/compat.md)."""
     if not isinstance(body, Mapping):
         return None
     inner = body.get("error")
@@ -357,11 +357,12 @@ def retry_verdict(request: Request, status: int, headers: HeaderMap) -> RetryVer
 
     A request that is not safe to repeat (create, cancel, pause, resume, upload) is treated by
     what the status proves. After a 5xx or a 408 the server may have acted on it, so its outcome
-    is unknown and it is never sent again, whatever ``x-should-retry`` says: API.md promises that
-    a 5xx on a create raises with the outcome unknown, and a second job is worse than an error.
+    is unknown and it is never sent again, whatever ``x-should-retry`` says: docs/api.md promises
+    that a 5xx on a create raises with the outcome unknown, and a second job is worse than an
+    error.
     Any other status is a refusal, which proves nothing was done: such an answer is retried on a
     429 or when the server says ``x-should-retry: true``, with the same ``Idempotency-Key``
-    (COMPAT.md, "Retries, rate limits and duplicates").
+    (docs/compat.md, "Retries, rate limits and duplicates").
     """
     should = (headers.get("x-should-retry") or "").lower()
     if request.is_safe:

@@ -1,6 +1,6 @@
 """``Client``: the blocking twin of ``AsyncClient``, through one anyio blocking portal.
 
-The only module that imports ``anyio.from_thread`` (ARCHITECTURE.md rule 4, the shape of
+The only module that imports ``anyio.from_thread`` (docs/architecture.md rule 4, the shape of
 apscheduler's sync scheduler). The client owns one ``BlockingPortal`` for its life: an event loop
 on a thread of its own, started lazily under a lock at the first call. The ``AsyncClient`` is
 entered on that loop, so its aiohttp session lives there, and every sync method is one call
@@ -9,7 +9,7 @@ connection pool. Closing happens in ``close()`` (or ``with``), or at interpreter
 ``__del__``: a portal left to the garbage collector has hung interpreter shutdown. A client
 collected unclosed warns (``ResourceWarning``) and asks its loop to end, without waiting for it.
 After ``os.fork()`` the child starts its own portal, loop and session at its first call
-(ARCHITECTURE.md rule 11).
+(docs/architecture.md rule 11).
 """
 
 from __future__ import annotations
@@ -172,7 +172,7 @@ class _PortalRunner:
         """In a forked child: start afresh at the next call, never touching the parent's state.
 
         The parent's loop, thread and aiohttp session are kept referenced, never used nor
-        finalized (ARCHITECTURE.md rule 11): closing that session here would unregister the
+        finalized (docs/architecture.md rule 11): closing that session here would unregister the
         parent's sockets from the epoll instance both processes share.
         """
         _inherited.append((self._thread, self._loop, self._stop, self._calls))

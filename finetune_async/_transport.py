@@ -1,4 +1,4 @@
-"""The aiohttp transport: the only module that imports aiohttp (ARCHITECTURE.md).
+"""The aiohttp transport: the only module that imports aiohttp (docs/architecture.md).
 
 It sends one ``Request`` and returns one ``Response``, translating every aiohttp and socket
 exception into ``APIConnectionError`` / ``APITimeoutError`` with ``may_have_reached_server`` set
@@ -347,7 +347,7 @@ class AiohttpTransport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         # ClientSession binds to the running loop: build it inside async code, never in __init__
-        # (ARCHITECTURE.md rule 1).
+        # (docs/architecture.md rule 1).
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
             session = aiohttp.ClientSession(connector=connector, trust_env=_proxy_configured())

@@ -33,7 +33,7 @@ crosses the public boundary: the transport and the converter call sites translat
 
 ``outcome_unknown`` is true on an error raised for a request that is not safe to repeat (create,
 cancel, pause, resume) when the server may already have acted on it: such a request is never
-retried blindly, because a second job or a second cancel is worse than an error (COMPAT.md).
+retried blindly, because a second job or a second cancel is worse than an error (docs/compat.md).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The blocking twins of `batches.results`, `batches.results_by_id` and `jobs.metrics`.
 
-The emulator runs on its own thread (ARCHITECTURE.md rule 5) with a stopped clock moved by hand.
+The emulator runs on its own thread (docs/architecture.md rule 5), with a stopped clock moved by
+hand.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ SECONDS = 1_764_806_400  # 2025-12-04T00:00:00Z
 
 
 def test_milliseconds_read_as_the_same_time_as_seconds() -> None:
-    """Some providers send milliseconds (COMPAT.md): the same instant is shown."""
+    """Some providers send milliseconds (docs/compat.md): the same instant is shown."""
     assert local_time(SECONDS) == local_time(SECONDS * 1000)
     assert local_time(SECONDS).startswith(("2025-12-03T", "2025-12-04T"))
 

@@ -1,6 +1,6 @@
 """The blocking ``Client.files.create(validate=...)``, against an emulator on its own thread.
 
-Sync tests live in their own module (ARCHITECTURE.md rule 9).
+Sync tests live in their own module (docs/architecture.md rule 9).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ SEED = 2026
 #: examples and coverage phases add their own deterministic cases (about 2,000 more requests).
 MAX_EXAMPLES = 15
 AUTH = {"Authorization": "Bearer test"}
-#: Operations of the facts spec that the emulator does not serve yet (ARCHITECTURE.md's second
+#: Operations of the facts spec that the emulator does not serve yet (docs/architecture.md's second
 #: wave): the Uploads API (four operations) and the graders (run and validate).
 UNSERVED = r"^/(uploads|fine_tuning/alpha/graders)(/|$)"
 

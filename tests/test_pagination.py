@@ -1,4 +1,4 @@
-"""Lists paginate by ``after``/``limit`` against a real loopback server (API.md, lists)."""
+"""Lists paginate by ``after``/``limit`` against a real loopback server (docs/api.md, lists)."""
 
 from __future__ import annotations
 

@@ -233,7 +233,7 @@ def test_build_url_with_a_query_in_the_base_url() -> None:
         ("GET", 404, "true", True, False),
         ("POST", 400, "true", True, False),
         ("POST", 409, "TRUE", True, False),
-        # ... but never re-sends a POST whose outcome is unknown (API.md: a 5xx on a create
+        # ... but never re-sends a POST whose outcome is unknown (docs/api.md: a 5xx on a create
         # raises with the outcome unknown): a second job is worse than an error.
         ("POST", 500, "true", False, True),
         ("POST", 503, "TRUE", False, True),

@@ -1,4 +1,4 @@
-"""The blocking ``Client`` against the emulator running on its own thread (ARCHITECTURE.md rule 5).
+"""The blocking ``Client`` against the emulator on its own thread (docs/architecture.md rule 5).
 
 Sync tests live in this module of their own (rule 9: pytest-asyncio strict mode). The emulator's
 clock is stopped (``speed=0``) and moved with ``advance``. Threads are compared before and after

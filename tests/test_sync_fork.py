@@ -1,7 +1,7 @@
 """A blocking ``Client`` used before ``os.fork()`` works in the child, and still in the parent.
 
 The child gets a portal, loop and session of its own at its first call; it never uses nor
-finalizes the parent's (ARCHITECTURE.md rule 11): a finalized session would unregister the
+finalizes the parent's (docs/architecture.md rule 11): a finalized session would unregister the
 parent's sockets from the epoll instance both processes share, and the parent's next call would
 time out. Real forks, against the emulator on a thread of the test process: ``os.fork`` in a
 fresh interpreter whose child exits normally (threading's exit hook, then interpreter

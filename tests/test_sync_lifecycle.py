@@ -1,6 +1,6 @@
 """The blocking ``Client``'s life: closed during calls, or dropped unclosed to the collector.
 
-Sync tests live in a module of their own (ARCHITECTURE.md rule 9); the emulator runs on its own
+Sync tests live in a module of their own (docs/architecture.md rule 9); the emulator runs on its own
 thread (rule 5). Threads are compared before and after, with bounded waits: a thread that does
 not end fails the test instead of hanging it.
 """

@@ -1,7 +1,7 @@
 """The blocking ``Pager``: one portal crossing per page, and the same loop guard as async lists.
 
-Sync tests live in a module of their own (ARCHITECTURE.md rule 9); every server runs on a thread
-and loop of its own, never on the caller's (rule 5).
+Sync tests live in a module of their own (docs/architecture.md rule 9); every server runs on a
+thread and loop of its own, never on the caller's (rule 5).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Structuring recorded payloads into the records of finetune_async.types (COMPAT.md, "Parsing")."""
+"""Structuring recorded payloads into finetune_async.types' records (docs/compat.md, "Parsing")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """WebhookReceiver served for real: an aiohttp sub-app on 127.0.0.1, and ASGI via ASGITransport.
 
-Every answer of API.md's "Webhooks" list: 200 only after ``on_event`` returned, 500 when it
+Every answer of docs/api.md's "Webhooks" list: 200 only after ``on_event`` returned, 500 when it
 raised, 400 without calling it, 413 before the body is read whole, 405 to anything but POST, and
 deduplication on ``webhook-id`` (recorded only after a success, a concurrent twin waiting for
 the first's outcome).

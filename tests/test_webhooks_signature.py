@@ -1,6 +1,6 @@
 """Pure tests of webhook signatures: sign, verify_signature, unwrap and client.webhooks.
 
-No event loop and no server: every rule of API.md's "Webhooks" and every bad input it lists,
+No event loop and no server: every rule of docs/api.md's "Webhooks" and every bad input it lists,
 each with its clear ``WebhookVerificationError``, whose message never holds the secret, the
 signature or the body.
 """

@@ -12,7 +12,7 @@ from .._validation import check_id
 
 __all__ = ["ANY_CONTENT", "file_path"]
 
-# Prism answers 406 to `Accept: application/octet-stream` on the content route (COMPAT.md).
+# Prism answers 406 to `Accept: application/octet-stream` on the content route (docs/compat.md).
 ANY_CONTENT: Final = {"Accept": "*/*"}
 
 

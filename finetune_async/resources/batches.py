@@ -206,7 +206,8 @@ class AsyncBatches:
     async def _results(self, path: str) -> AsyncGenerator[BatchResult]:
         batch = await self._requester.request("GET", path, Batch)
         for file_id in _result_file_ids(batch):
-            # Downloaded by a plain await, then yielded outside any scope (ARCHITECTURE.md rule 3).
+            # Downloaded by a plain await, then yielded outside any scope
+            # (docs/architecture.md rule 3).
             content = await self._spooled(file_id)
             with content:
                 content.seek(0)

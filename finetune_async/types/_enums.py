@@ -1,8 +1,9 @@
 """Open enums: the values the API documents, as ``StrEnum`` members.
 
 A field typed ``SomeEnum | str`` becomes the member when the server sends a known value and stays
-the plain string otherwise, so a new status or a provider's own spelling never raises (COMPAT.md,
-"Parsing"). The converter does that with one hook factory (ARCHITECTURE.md rule 6).
+the plain string otherwise, so a new status or a provider's own spelling never raises
+(docs/compat.md, "Parsing"). The converter does that with one hook factory (docs/architecture.md
+rule 6).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class FineTuningJobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    # Not in the spec's enum, but the official pause example answers it (COMPAT.md).
+    # Not in the spec's enum, but the official pause example answers it (docs/compat.md).
     PAUSED = "paused"
 
 

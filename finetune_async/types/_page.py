@@ -16,7 +16,7 @@ class Page(Generic[T]):
     """One page of a cursor-paginated list, as the server sent it.
 
     ``has_more`` is None when the server left it out; the paginators treat that as the last page
-    (COMPAT.md: "has_more may be missing (stop then)").
+    (docs/compat.md: "has_more may be missing (stop then)").
 
     Attributes:
         data: The items of this page, in the server's order.

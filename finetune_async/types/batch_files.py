@@ -1,6 +1,6 @@
 """Records of the Batch API's files: one request of an input file, one line of its results.
 
-The line formats are OpenAI's (API.md, "The emulator"): an input line is
+The line formats are OpenAI's (docs/api.md, "The emulator"): an input line is
 ``{"custom_id", "method", "url", "body"}``; an output or error line is
 ``{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}``.
 """

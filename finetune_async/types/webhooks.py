@@ -1,6 +1,6 @@
 """Records of webhook events: what ``finetune_async.webhooks.unwrap`` returns.
 
-OpenAI's payloads are thin (COMPAT.md, "Webhooks as OpenAI sends them"):
+OpenAI's payloads are thin (docs/compat.md, "Webhooks as OpenAI sends them"):
 ``{"id": "evt_…", "object": "event", "type": …, "created_at": …, "data": {"id": …}}``. The
 object itself has to be retrieved, so ``data`` keeps its ``id`` and the whole object as sent.
 """

@@ -1,6 +1,6 @@
 """``client.webhooks``: openai-python's ``unwrap`` and ``verify_signature``, on both clients.
 
-Verifying needs no I/O, so one plain class serves ``AsyncClient`` and ``Client`` alike (API.md,
+Verifying needs no I/O, so one plain class serves ``AsyncClient`` and ``Client`` alike (docs/api.md,
 "Webhooks"). The secret comes from the call, else from the client's ``webhook_secret=``, else
 from the ``OPENAI_WEBHOOK_SECRET`` environment variable, read at the call, so a secret rotated
 into the environment is picked up without a new client.

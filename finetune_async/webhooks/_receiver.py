@@ -1,6 +1,6 @@
 """``WebhookReceiver``: serve webhook deliveries as an aiohttp.web sub-app or a plain ASGI 3 app.
 
-One delivery goes through one path, whichever server carries it (API.md, "Webhooks"):
+One delivery goes through one path, whichever server carries it (docs/api.md, "Webhooks"):
 
 - anything but POST gets 405, with ``Allow: POST``;
 - a body above ``max_body`` gets 413. A declared ``Content-Length`` is checked before a byte of

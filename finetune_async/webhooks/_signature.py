@@ -1,7 +1,7 @@
 """Standard Webhooks signatures: verify, unwrap and sign. Pure: no I/O, no event loop.
 
 The rules are the Standard Webhooks spec's (``spec/standard-webhooks.md``, "Signature scheme",
-"Webhook headers" and "Verifying signatures") and API.md's "Webhooks":
+"Webhook headers" and "Verifying signatures") and docs/api.md's "Webhooks":
 
 - A delivery carries ``webhook-id``, ``webhook-timestamp`` (integer unix seconds of this attempt)
   and ``webhook-signature``, a space-separated list of ``version,base64`` entries. Header names
@@ -13,7 +13,7 @@ The rules are the Standard Webhooks spec's (``spec/standard-webhooks.md``, "Sign
   skipped.
 - The timestamp must be within ``tolerance`` seconds of now, both ways (too old, too new).
 
-Stricter than the two libraries users know, on purpose (COMPAT.md, "Webhooks as OpenAI sends
+Stricter than the two libraries users know, on purpose (docs/compat.md, "Webhooks as OpenAI sends
 them"), because each laxity below turns a sender's or a user's mistake into a silent pass or a
 crash:
 
@@ -272,7 +272,7 @@ def parse_event(body: bytes, webhook_id: str) -> WebhookEvent:
     payload["webhook_id"] = webhook_id
     try:
         return converter.structure(payload, WebhookEvent)
-    # The single structuring call site (ARCHITECTURE.md rule 7): cattrs raises many types, none
+    # The single structuring call site (docs/architecture.md rule 7): cattrs raises many types, none
     # of which may escape, and their messages may quote the body, so none is chained.
     except Exception:  # noqa: BLE001
         raise WebhookVerificationError(

@@ -6,7 +6,7 @@ gets back and what the emulator receives: the provider key, no ``x-portkey-*`` h
 ``Idempotency-Key`` only when ``x-portkey-forward-headers`` lists it.
 
 Gateway 1.15.2 answers list, cancel, pause and resume with a 500 although it made the upstream call
-(Portkey-AI/gateway#1389, COMPAT.md). The job tests go through the workaround config (a no-op
+(Portkey-AI/gateway#1389, docs/compat.md). The job tests go through the workaround config (a no-op
 after-request guardrail); the last tests go without it, to show the SDK never repeats such a call.
 """
 
@@ -50,7 +50,7 @@ SUPERVISED: Final = {
     "type": "supervised",
     "supervised": {"hyperparameters": {"n_epochs": 3, "batch_size": 1}},
 }
-#: COMPAT.md's workaround for #1389: with an after-request hook, the gateway answers 200.
+#: docs/compat.md's workaround for #1389: with an after-request hook, the gateway answers 200.
 NOOP_AFTER_REQUEST: Final = [{"type": "guardrail", "id": "noop", "checks": []}]
 
 
@@ -109,7 +109,7 @@ def via_gateway(
 
 
 def via_gateway_config(gateway: NodeServer, emu: Emulator, wire: RecordingTransport) -> AsyncClient:
-    """A client through the gateway with COMPAT.md's workaround config for #1389."""
+    """A client through the gateway with docs/compat.md's workaround config for #1389."""
     config = {
         "provider": "openai",
         "api_key": PROVIDER_KEY,
@@ -228,7 +228,7 @@ async def test_a_job_life_through_the_gateway(gateway: NodeServer, emu: Emulator
     assert_clean_upstream(received)
     assert sent_idempotency_keys(wire) == received_idempotency_keys(emu)
     # Cancel, pause and resume go out bodiless; the gateway sends `{}` upstream, which the
-    # emulator accepts (COMPAT.md).
+    # emulator accepts (docs/compat.md).
     actions = [r for r in received if r.route.endswith(("/pause", "/resume", "/cancel"))]
     assert [200, 200, 200] == [record.outcome for record in actions]
 

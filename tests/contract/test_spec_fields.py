@@ -52,9 +52,7 @@ def all_spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
 
 def spec_operations() -> dict[str, tuple[str, str, dict[str, Any]]]:
     """The spec's operations that the SDK has a call for (all but ``NOT_YET_BUILT``)."""
-    return {
-        op: value for op, value in all_spec_operations().items() if op not in NOT_YET_BUILT
-    }
+    return {op: value for op, value in all_spec_operations().items() if op not in NOT_YET_BUILT}
 
 
 def deref(schema: dict[str, Any]) -> dict[str, Any]:
