@@ -20,8 +20,10 @@ The tree::
     │   └── TrainingFileError        a training file that failed files.create(validate=...);
     │                                defined in finetune_async.data, beside its report
     ├── WaitTimeoutError             a wait for a terminal status ran out of time
-    └── WebhookVerificationError     a webhook delivery that failed verification or is not an
-                                     event (also a ValueError)
+    ├── WebhookVerificationError     a webhook delivery that failed verification or is not an
+    │                                event (also a ValueError)
+    └── StoreError                   a tracker's store that cannot be used; defined in
+                                     finetune_async.tracking, beside the stores
 
 This module is a leaf: it imports nothing of the package, because every layer raises from it
 (docs/architecture.md). ``TrainingFileError`` carries a ``finetune_async.data`` report, so it is
