@@ -2,12 +2,14 @@
 
 ``jobs create|list|get|cancel|pause|resume|events|checkpoints|wait|watch|metrics``,
 ``files upload|list|get|delete|download|validate`` (``validate`` is local: no key, no request),
-``batches create|list|get|cancel|wait|results``, ``emulator`` and ``demo``. Tables and live
-progress on a terminal; ``--json`` (or a pipe) gives one JSON object per line. The connection
-options go before or after the subcommand. Errors print one line and exit non-zero: 1 for an API
-or connection error (with the request id), 2 for bad input (usage errors, bad values, a missing
-or empty key, a training file ``--validate`` refused), 130 for Ctrl-C. A reader that stops early
-(``| head``) ends the command quietly, with exit 0, as ``git`` and ``jq`` do.
+``batches create|list|get|cancel|wait|results``, ``webhooks listen`` (a local receiver that
+prints every verified event), ``emulator`` (``--webhook-url`` makes it push) and ``demo``.
+Tables and live progress on a terminal; ``--json`` (or a pipe) gives one JSON object per line.
+The connection options go before or after the subcommand. Errors print one line and exit
+non-zero: 1 for an API or connection error (with the request id), 2 for bad input (usage errors,
+bad values, a missing or empty key, a training file ``--validate`` refused), 130 for Ctrl-C. A
+reader that stops early (``| head``) ends the command quietly, with exit 0, as ``git`` and ``jq``
+do.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from urllib.parse import urlsplit
 
 from .._version import __version__
 from ..data import TRAINING_METHODS
-from ..emulator import Emulator, Faults
+from ..emulator import Emulator, Faults, WebhookEndpoint
+from ..emulator._webhooks import new_secret
 from ..errors import FinetuneError, InvalidParameterError, NotFoundError
 from ._args import (
     fraction,
@@ -39,6 +42,7 @@ from ._commands import COMMANDS, LOCAL_COMMANDS
 from ._config import add_client_arguments, fill_client_defaults, given_client_options, make_client
 from ._demo import run_demo
 from ._output import Output
+from ._webhooks import listen, webhook_secrets
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -248,6 +252,52 @@ def _emulator(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     emu.add_argument(
         "--rate-limit", type=positive_float, default=None, help="requests per second before 429"
     )
+    emu.add_argument(
+        "--webhook-url",
+        action="append",
+        metavar="URL",
+        help="POST a signed webhook here when a job or batch ends (repeatable)",
+    )
+    emu.add_argument(
+        "--webhook-secret",
+        action="append",
+        metavar="whsec_…",
+        help="sign the webhooks with this secret (repeatable, for a rotation; default "
+        "$OPENAI_WEBHOOK_SECRET, else one is generated and printed)",
+    )
+    emu.add_argument(
+        "--webhook-drop-rate", type=fraction, default=0.0, help="fraction of webhooks never sent"
+    )
+    emu.add_argument(
+        "--webhook-duplicate-rate", type=fraction, default=0.0, help="fraction sent twice"
+    )
+    emu.add_argument(
+        "--webhook-delay",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay each webhook by a random 0 to SECONDS",
+    )
+
+
+def _webhooks(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    hooks = commands.add_parser("webhooks", help="webhooks").add_subparsers(
+        dest="action", required=True
+    )
+    listen = hooks.add_parser(
+        "listen", help="receive webhooks locally and print every verified event, until Ctrl-C"
+    )
+    listen.add_argument("--port", type=port, required=True, help="port (0 picks a free one)")
+    listen.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    listen.add_argument(
+        "--secret",
+        action="append",
+        metavar="whsec_…",
+        help="the endpoint's secret (repeatable, for a rotation; default $OPENAI_WEBHOOK_SECRET)",
+    )
+    _add_output(listen)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -271,6 +321,7 @@ def _parser() -> argparse.ArgumentParser:
     _files(commands)
     _batches(commands)
     _emulator(commands)
+    _webhooks(commands)
     demo = commands.add_parser(
         "demo", help="a whole workflow on an embedded emulator: no key, no network"
     )
@@ -298,6 +349,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
             f"{given[0]} is a connection option of the API commands (jobs, files, batches);"
             f" `{where}` takes none"
         )
+    if args.command == "emulator" and args.webhook_secret and not args.webhook_url:
+        parser.error("--webhook-secret needs --webhook-url (where to send the webhooks)")
     return args
 
 
@@ -309,7 +362,11 @@ async def _run_emulator(args: argparse.Namespace) -> int:
         latency=args.latency,
         retry_after=args.retry_after,
         rate_limit=args.rate_limit,
+        webhook_drop_rate=args.webhook_drop_rate,
+        webhook_duplicate_rate=args.webhook_duplicate_rate,
+        webhook_delay=args.webhook_delay,
     )
+    endpoints, generated = _webhook_endpoints(args)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -322,11 +379,44 @@ async def _run_emulator(args: argparse.Namespace) -> int:
         seed=args.seed,
         api_key=args.accept_api_key,
         faults=faults,
+        webhooks=endpoints,
     )
     async with emulator:
         print(f"finetune-async emulator listening on {emulator.url}", flush=True)
+        for endpoint in endpoints:
+            print(f"finetune-async emulator sends webhooks to {endpoint.url}", flush=True)
+        if generated is not None:
+            # Shown once, as OpenAI shows a new endpoint's secret: the receiver needs it.
+            print(
+                f"finetune-async emulator signs them with {generated} "
+                "(generated; pass it to `finetune-async webhooks listen --secret`)",
+                flush=True,
+            )
         await stop.wait()
     return 0
+
+
+def _webhook_endpoints(args: argparse.Namespace) -> tuple[list[WebhookEndpoint], str | None]:
+    """The endpoints of ``--webhook-url``, and the secret generated for them (None if given)."""
+    if not args.webhook_url:
+        return [], None
+    secrets = webhook_secrets(args.webhook_secret)
+    generated = None
+    if secrets is None:
+        # One secret for every URL, so that one listener command takes them all.
+        generated = new_secret()
+        secrets = [generated]
+    endpoints = []
+    for url in args.webhook_url:
+        try:
+            endpoints.append(WebhookEndpoint(url, secrets))
+        except InvalidParameterError as exc:
+            flag = "--webhook-url" if exc.param == "url" else "--webhook-secret"
+            name = str(exc.param)
+            raise InvalidParameterError(
+                flag + str(exc).removeprefix(name), param=exc.param
+            ) from None
+    return endpoints, generated
 
 
 async def _run_api_command(args: argparse.Namespace, out: Output) -> int:
@@ -376,6 +466,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "emulator":
         return asyncio.run(_run_emulator(args))
     out = Output(json_mode=args.json)
+    if args.command == "webhooks":
+        return asyncio.run(listen(args, out))
     if args.command == "demo":
         return asyncio.run(run_demo(out, speed=args.speed))
     local = LOCAL_COMMANDS.get((args.command, args.action))

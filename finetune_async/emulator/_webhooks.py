@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import attrs
 import orjson
+from aiohttp import web
 
 from ..errors import InvalidParameterError, WebhookVerificationError
 from ..webhooks import sign
@@ -42,9 +43,11 @@ from ..webhooks._signature import load_keys
 from ._routes._common import validate_due
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine, Iterable, Sequence
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 
+    from ..webhooks import WebhookReceiver
     from ._clock import Clock
+    from ._routes._common import Handler
     from ._state import EmulatorState
 
 __all__ = [
@@ -54,6 +57,7 @@ __all__ = [
     "WebhookSender",
     "backoff",
     "new_secret",
+    "serve_receiver",
 ]
 
 logger = logging.getLogger("finetune_async.emulator")
@@ -417,3 +421,53 @@ class WebhookSender:
 
 def _due(when: float | None, now: float) -> bool:
     return when is not None and when <= now
+
+
+# --- the local receiver of `finetune-async webhooks listen` ---------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def serve_receiver(
+    receiver: WebhookReceiver,
+    host: str,
+    port: int,
+    on_refused: Callable[[str, str, int, str], None] | None = None,
+) -> AsyncIterator[int]:
+    """Serve ``receiver`` at ``http://host:port/`` (aiohttp.web) while the block runs.
+
+    ``on_refused(method, path, status, text)`` is told of every request not answered 200.
+    It lives beside the sender because the emulator's package is the one that serves HTTP (only
+    it and the transport may import aiohttp); ``webhooks listen`` uses it.
+
+    Yields:
+        The port it listens on (a free one when ``port`` is 0).
+
+    Raises:
+        OSError: The address is taken or cannot be bound.
+    """
+    app = receiver.aiohttp_app()
+    if on_refused is not None:
+        report = on_refused
+
+        @web.middleware
+        async def refused(request: web.Request, handler: Handler) -> web.StreamResponse:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # a path other than /: 404
+                report(request.method, request.path, exc.status, exc.reason)
+                raise
+            if response.status != 200:  # noqa: PLR2004
+                text = response.text if isinstance(response, web.Response) else None
+                report(request.method, request.path, response.status, text or "")
+            return response
+
+        app.middlewares.append(refused)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        sockets = getattr(site._server, "sockets", None) or []  # noqa: SLF001 - as _server does
+        yield sockets[0].getsockname()[1] if sockets else port
+    finally:
+        await runner.cleanup()
