@@ -2,14 +2,15 @@
 
 How it runs. One background task (the runner) refreshes the live objects in **rounds**: a full
 round every ``poll_interval`` (``reconcile_interval`` with webhooks), an early one for ids just
-added, and one retrieve at once for an id a webhook named. A round is the scheduling unit, not
-an object (``watch`` keeps a next-poll time per object), because a list sweep refreshes up to a
-hundred objects with one request: for each kind, ``_plan.choose_refresh`` picks sweeping or
-retrieving, a sweep stops as ``_plan.sweep_done`` says, and the objects it did not meet are
-retrieved. Every request is one attempt (the request protocol's ``poll``; a sweep page's query
-rides in its path), so a 429 or ``Retry-After`` pauses the whole tracker through one
-``_plan.RatePause``, with ``_polling``'s floored, growing pause, instead of each request
-retrying on its own.
+added, and one retrieve at once for an id a webhook named (then one more, ``recheck_delay``
+later, if that read found it not terminal yet: the API had not caught up). A round is the
+scheduling unit, not an object (``watch`` keeps a next-poll time per object), because a list
+sweep refreshes up to a hundred objects with one request: for each kind,
+``_plan.choose_refresh`` picks sweeping or retrieving, a sweep stops as ``_plan.sweep_done``
+says, and the objects it did not meet are retrieved. Every request is one attempt (the request
+protocol's ``poll``; a sweep page's query rides in its path), so a 429 or ``Retry-After`` pauses
+the whole tracker through one ``_plan.RatePause``, with ``_polling``'s floored, growing pause,
+instead of each request retrying on its own.
 
 What it keeps. Each observed status change is written to the store as an undelivered update, in
 one transaction with the object's new status, before anyone sees it. ``updates()`` reads the
@@ -20,6 +21,12 @@ tell ``break`` from a raise, so the last update yielded is *held*; ``__aexit__``
 delivered when the ``async with`` block ends without an exception and leaves it undelivered
 otherwise, and a new ``updates()`` loop in the same block marks it delivered (the previous loop
 was left, and the block went on).
+
+Push and pull. With ``webhook_secret``, ``webhook_receiver`` is a ``WebhookReceiver`` whose
+``on_event`` is ``on_webhook_event``: the hint is written to the store before the receiver answers
+200, so a process killed right after answering still follows it (``_adopt`` retrieves a hint no
+poll followed, first, at the restart). Polling then runs every ``reconcile_interval`` and only
+catches what the webhooks missed; ``stats.reconciled`` counts those.
 
 Nothing holds a timeout, cancel scope or task group across a ``yield`` (docs/architecture.md
 rule 3): the runner owns the tasks, and ``updates()`` only reads the store and waits on an event.
@@ -35,7 +42,7 @@ import secrets
 import socket
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Self
 from urllib.parse import urlencode
 
 import attrs
@@ -46,7 +53,9 @@ from .._sansio import next_cursor, parse_retry_after, path_segment
 from ..errors import APIError, APIStatusError, FinetuneError, InvalidParameterError
 from ..types import Batch, FineTuningJob, Page
 from ..types.tracking import TrackedKind, TrackedObject, TrackedUpdate
+from ..webhooks import WebhookReceiver
 from ._plan import PAGE_SIZE, RatePause, choose_refresh, sweep_done, update_id
+from ._serve import WebhookServer, start_webhook_server
 from ._sqlite import SQLiteStore
 from ._store import Store, StoredObject, StoredUpdate
 
@@ -58,16 +67,21 @@ if TYPE_CHECKING:
     from ..types import WebhookEvent
     from ._memory import MemoryStore
 
-__all__ = ["Tracker", "TrackerStats"]
+__all__ = ["DEFAULT_RECHECK_DELAY", "Tracker", "TrackerStats"]
 
 logger = logging.getLogger("finetune_async.tracking")
 
 _REFRESH_MODES: Final = ("auto", "list", "retrieve")
+#: Seconds between a webhook's retrieve that found the object not terminal yet and the one more
+#: retrieve that follows it: a few seconds, for the API to catch up with the webhook.
+DEFAULT_RECHECK_DELAY: Final = 5.0
 _TOO_MANY_REQUESTS: Final = 429
 #: Updates read from the store at a time by ``updates()``.
 _READ_AHEAD: Final = 32
 #: Failed reads of one object in a row before it is logged (once per run of failures).
 _FAILURES_LOGGED: Final = 3
+#: Why an object is read: a round's poll, a webhook's hint, or the recheck after a hint.
+_Why = Literal["poll", "hint", "recheck"]
 _PATHS: Final[dict[str, str]] = {"job": "/fine_tuning/jobs", "batch": "/batches"}
 _RECORDS: Final[dict[str, type[FineTuningJob | Batch]]] = {
     "job": FineTuningJob,
@@ -83,15 +97,23 @@ class TrackerStats:
         requests: Requests sent: retrieves and sweep pages, refused ones included.
         polls: Reads of a tracked object's state: by a retrieve, or met in a sweep.
         sweeps: List sweeps started (one per kind and round that swept).
-        webhooks: Webhook events handled for a tracked id.
-        reconciled: Terminal statuses found by polling that no webhook had reported (without
-            webhooks, every terminal status).
+        webhooks: Webhook events taken for a tracked id (each written to the store as a hint).
+            A delivery the receiver deduplicated on its ``webhook-id`` is not counted again.
+        webhooks_ignored: Verified webhook events for an id this tracker does not track (or
+            with no id): answered 200 and otherwise ignored.
+        rechecks: Retrieves sent ``recheck_delay`` after a webhook's retrieve that found the
+            object not terminal yet.
+        reconciled: Terminal statuses found by polling that no webhook had reported: with
+            webhooks, what they missed (a dropped delivery, a receiver down); without them,
+            every terminal status.
     """
 
     requests: int = 0
     polls: int = 0
     sweeps: int = 0
     webhooks: int = 0
+    webhooks_ignored: int = 0
+    rechecks: int = 0
     reconciled: int = 0
 
 
@@ -164,11 +186,18 @@ class Tracker:
         poll_interval: Seconds between two refreshes of the live objects, without webhooks.
         reconcile_interval: Seconds between two refreshes when webhooks are taken
             (``webhook_secret`` set): polling then only catches what the webhooks missed.
-        webhook_secret: The webhook endpoint's secret ``whsec_…``; None: no webhooks.
+        webhook_secret: The webhook endpoint's secret ``whsec_…``; None: no webhooks. It makes
+            ``webhook_receiver`` and ``serve_webhooks`` available, and polling run every
+            ``reconcile_interval``.
         max_concurrency: Most requests in flight at once.
         refresh: ``"retrieve"`` (one GET per object), ``"list"`` (sweeps of the list endpoints,
             100 a page, newest first) or ``"auto"`` (for each refresh, whichever the last
             sweeps say needs fewer requests).
+        recheck_delay: Seconds after a webhook's retrieve that found the object not terminal
+            yet (every job and batch event is a terminal one: the status unchanged means the
+            webhook came before the API caught up) until one more retrieve of it, rather than a
+            whole ``reconcile_interval``. One recheck per webhook; if it too finds the object
+            live, the reconcile poll will see the rest.
 
     Raises:
         InvalidParameterError: A bad setting (nothing is opened or sent).
@@ -184,13 +213,18 @@ class Tracker:
         webhook_secret: str | None = None,
         max_concurrency: int = 16,
         refresh: str = "auto",
+        recheck_delay: float = DEFAULT_RECHECK_DELAY,
     ) -> None:
         check_poll_settings(poll_interval, None, max_concurrency)
-        try:
-            check_poll_settings(reconcile_interval, None)
-        except InvalidParameterError:
-            msg = f"reconcile_interval: must be a number of seconds > 0, got {reconcile_interval!r}"
-            raise InvalidParameterError(msg, param="reconcile_interval") from None
+        for name, value in (
+            ("reconcile_interval", reconcile_interval),
+            ("recheck_delay", recheck_delay),
+        ):
+            try:
+                check_poll_settings(value, None)
+            except InvalidParameterError:
+                msg = f"{name}: must be a number of seconds > 0, got {value!r}"
+                raise InvalidParameterError(msg, param=name) from None
         if refresh not in _REFRESH_MODES:
             msg = f"refresh: must be 'auto', 'list' or 'retrieve', got {refresh!r}"
             raise InvalidParameterError(msg, param="refresh")
@@ -202,6 +236,9 @@ class Tracker:
         self._store = _open_store(store)
         self._interval = float(reconcile_interval if webhook_secret else poll_interval)
         self._webhook_secret = webhook_secret
+        self._recheck_delay = float(recheck_delay)
+        self._receiver: WebhookReceiver | None = None
+        self._servers: list[WebhookServer] = []
         self._max_concurrency = max_concurrency
         self._mode = refresh
         # Names this process to a shared store (its leases); ignored by one-process stores.
@@ -211,6 +248,8 @@ class Tracker:
         self._live: dict[str, _Live] = {}
         self._fresh: dict[str, None] = {}
         self._urgent: dict[str, None] = {}
+        #: Ids whose webhook's retrieve found nothing new, and when (loop time) to look again.
+        self._rechecks: dict[str, float] = {}
         self._polled: list[str] = []
         self._held: StoredUpdate | None = None
         self._changed = asyncio.Event()
@@ -266,6 +305,9 @@ class Tracker:
         self._state = "closing"
         runner, self._runner = self._runner, None
         try:
+            # First, so that no delivery reaches on_webhook_event while the store closes (one
+            # arriving now is answered 500, and the sender retries it).
+            await self._close_servers()
             if runner is not None:
                 runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
@@ -278,6 +320,11 @@ class Tracker:
             await self._store.close()
         if exc_type is None and self._fatal is not None and not self._fatal_raised:
             raise self._fatal
+
+    async def _close_servers(self) -> None:
+        servers, self._servers = self._servers, []
+        for server in servers:
+            await server.close()
 
     def _check_open(self) -> None:
         if self._state != "open":
@@ -336,6 +383,7 @@ class Tracker:
         self._live.pop(object_id, None)
         self._fresh.pop(object_id, None)
         self._urgent.pop(object_id, None)
+        self._rechecks.pop(object_id, None)
         if self._held is not None and self._held.id == object_id:
             self._held = None
         self._notify()
@@ -357,29 +405,90 @@ class Tracker:
             for stored in await self._store.objects()
         ]
 
+    @property
+    def webhook_receiver(self) -> WebhookReceiver:
+        """The ``WebhookReceiver`` that feeds this tracker (one per tracker, made on first use).
+
+        Mount it in a server of your own (``receiver.aiohttp_app()``, ``receiver.asgi_app``), or
+        let ``serve_webhooks`` serve it. Its ``on_event`` is ``on_webhook_event``: a delivery is
+        answered 200 only once its hint is in the store, and 500 while the tracker is not open
+        (the sender retries it). A verified event for an id the tracker does not track is
+        answered 200 and ignored (``stats.webhooks_ignored``); a bad signature is 400 and never
+        reaches the tracker.
+
+        Raises:
+            InvalidParameterError: The tracker was made without ``webhook_secret=``.
+        """
+        if self._receiver is None:
+            if self._webhook_secret is None:
+                msg = (
+                    "webhook_receiver needs the webhook endpoint's secret: create the tracker "
+                    "with Tracker(..., webhook_secret='whsec_...')"
+                )
+                raise InvalidParameterError(msg, param="webhook_secret")
+            self._receiver = WebhookReceiver(
+                secret=self._webhook_secret, on_event=self.on_webhook_event
+            )
+        return self._receiver
+
+    async def serve_webhooks(
+        self, host: str = "127.0.0.1", port: int = 0, *, path: str = "/webhooks"
+    ) -> WebhookServer:
+        """Serve ``webhook_receiver`` with aiohttp on this loop until the tracker is left.
+
+        Args:
+            host: The address to listen on.
+            port: The port; 0 picks a free one (read it from the result).
+            path: Where deliveries are POSTed (``path + "/"`` is answered too).
+
+        Returns:
+            The running server: its ``port`` and ``url`` (what the sender is given).
+
+        Raises:
+            InvalidParameterError: No ``webhook_secret``, or a bad port or path; nothing is bound.
+            FinetuneError: The tracker is not open.
+            OSError: The address cannot be bound.
+        """
+        receiver = self.webhook_receiver
+        self._check_open()
+        server = await start_webhook_server(receiver, host, port, path)
+        self._servers.append(server)
+        return server
+
     async def on_webhook_event(self, event: WebhookEvent) -> bool:
         """Take a verified webhook event: write a hint to the store, then retrieve the object.
 
-        This is what a ``WebhookReceiver``'s ``on_event`` calls. The hint is durable when this
-        returns (so the receiver may answer 200); the retrieve runs at once in the background,
-        since OpenAI's payloads carry only the id. An id that is not tracked is ignored.
+        This is ``webhook_receiver``'s ``on_event``; a receiver of your own may call it too. The
+        hint is durable when this returns (so the receiver may answer 200); the retrieve runs at
+        once in the background, since OpenAI's payloads carry only the id, and a retrieve that
+        finds the object not terminal yet is followed by one more ``recheck_delay`` later. An
+        id that is not tracked is ignored (counted in ``stats.webhooks_ignored``); one already
+        terminal costs no request.
 
         Returns:
             Whether the event named a tracked object.
+
+        Raises:
+            FinetuneError: The tracker is not open (a receiver answers 500: the sender retries).
+            StoreError: The hint could not be written (idem).
         """
         self._check_open()
         object_id = event.data.id
-        if not object_id:
-            return False
-        stored = await self._store.hint(object_id, time.time())
+        stored = await self._store.hint(object_id, time.time()) if object_id else None
         if stored is None:
+            self.stats.webhooks_ignored += 1
             return False
         self.stats.webhooks += 1
-        live = self._live.get(object_id)
-        if live is not None:
-            live.hinted = True
-            self._urgent[object_id] = None
-            self._wake.set()
+        if stored.terminal or self._state != "open":
+            return True
+        live = self._live.get(stored.id)
+        if live is None:
+            # Added by another process since the last claim: take it now, not at the next round.
+            live = self._live[stored.id] = _Live(stored)
+        live.hinted = True
+        self._rechecks.pop(stored.id, None)
+        self._urgent[stored.id] = None
+        self._wake.set()
         return True
 
     async def updates(self, *, follow: bool = False) -> AsyncGenerator[TrackedUpdate]:
@@ -445,9 +554,13 @@ class Tracker:
         next_round = loop.time()
         try:
             while True:
-                if self._urgent:
+                due = self._due_rechecks(loop.time())
+                if self._urgent or due:
                     ids, self._urgent = list(self._urgent), {}
-                    await self._retrieve_all(self._pick(ids), hinted=True)
+                    await self._retrieve_all(self._pick(ids), why="hint")
+                    rechecked = self._pick(due)
+                    self.stats.rechecks += len(rechecked)
+                    await self._retrieve_all(rechecked, why="recheck")
                 elif loop.time() >= next_round:
                     started = loop.time()
                     self._fresh.clear()
@@ -459,8 +572,10 @@ class Tracker:
                     await self._refresh(self._pick(ids))
                 else:
                     self._wake.clear()
+                    wake_at = min(self._rechecks.values(), default=next_round)
+                    wake_at = min(wake_at, next_round)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), next_round - loop.time())
+                        await asyncio.wait_for(self._wake.wait(), wake_at - loop.time())
                     continue
                 await self._flush_polls()
         except asyncio.CancelledError:
@@ -468,6 +583,13 @@ class Tracker:
         except Exception as exc:  # noqa: BLE001 - a closed client, a failed store: end the loops with it
             self._fatal = _first_leaf(exc)
             self._notify()
+
+    def _due_rechecks(self, now: float) -> list[str]:
+        """Take the ids whose recheck is due."""
+        due = [object_id for object_id, when in self._rechecks.items() if when <= now]
+        for object_id in due:
+            del self._rechecks[object_id]
+        return due
 
     def _pick(self, ids: Iterable[str]) -> list[_Live]:
         return [self._live[object_id] for object_id in ids if object_id in self._live]
@@ -495,10 +617,10 @@ class Tracker:
         async with asyncio.TaskGroup() as group_tasks:
             sweep_tasks = [group_tasks.create_task(sweep) for sweep in sweeps]
             if retrieve:
-                group_tasks.create_task(self._retrieve_all(retrieve, hinted=False))
+                group_tasks.create_task(self._retrieve_all(retrieve, why="poll"))
         leftovers = [live for task in sweep_tasks for live in task.result()]
         if leftovers:
-            await self._retrieve_all(leftovers, hinted=False)
+            await self._retrieve_all(leftovers, why="poll")
 
     async def _send(self, path: str, into: type[Any]) -> Any:
         """GET ``path`` once per try, waiting out the shared pause; retried only after a 429."""
@@ -524,18 +646,19 @@ class Tracker:
             self._pause.answered(ticket, hint, loop.time())
             return record
 
-    async def _retrieve_all(self, lives: list[_Live], *, hinted: bool) -> None:
+    async def _retrieve_all(self, lives: list[_Live], *, why: _Why) -> None:
         queue = deque(lives)
 
         async def worker() -> None:
             while queue:
-                await self._retrieve(queue.popleft(), hinted=hinted)
+                await self._retrieve(queue.popleft(), why=why)
 
         async with asyncio.TaskGroup() as group:
             for _ in range(min(self._max_concurrency, len(queue))):
                 group.create_task(worker())
 
-    async def _retrieve(self, live: _Live, *, hinted: bool) -> None:
+    async def _retrieve(self, live: _Live, *, why: _Why) -> None:
+        """Read one object (``why``: a round's poll, a webhook's hint, or its recheck)."""
         path = f"{_PATHS[live.kind]}/{path_segment(live.id)}"
         try:
             record = await self._send(path, _RECORDS[live.kind])
@@ -543,9 +666,15 @@ class Tracker:
             live.failures += 1
             if live.failures == _FAILURES_LOGGED:
                 logger.warning("tracker: %s %s could not be read: %s", live.kind, live.id, exc)
-            return
-        live.failures = 0
-        await self._observed(live, record, hinted=hinted)
+        else:
+            live.failures = 0
+            await self._observed(live, record, hinted=why != "poll")
+        if why == "hint" and live.id in self._live:
+            # Every job and batch event is a terminal one, so the object still being live means
+            # the webhook came before the API caught up (or the read failed): look once more
+            # soon, rather than a whole reconcile_interval later.
+            when = asyncio.get_running_loop().time() + self._recheck_delay
+            self._rechecks.setdefault(live.id, when)
 
     async def _sweep(self, kind: TrackedKind, group: list[_Live]) -> list[_Live]:
         """Walk one list newest first; return the objects of ``group`` it did not meet."""
@@ -588,13 +717,17 @@ class Tracker:
             asked.add(cursor)
         return [live for live in unseen.values() if live.id in self._live]
 
-    async def _observed(self, live: _Live, record: FineTuningJob | Batch, *, hinted: bool) -> None:
-        """Note one read of an object; record its change of status, if any."""
+    async def _observed(self, live: _Live, record: FineTuningJob | Batch, *, hinted: bool) -> bool:
+        """Note one read of an object; record its change of status, if any (then True).
+
+        ``hinted``: the read followed a webhook (so a terminal status it finds is no
+        reconciliation).
+        """
         self.stats.polls += 1
         self._polled.append(live.id)
         status = _status_of(record)
         if live.seq and status == live.status:
-            return
+            return False
         seq = live.seq + 1
         terminal = is_terminal(status)
         update = StoredUpdate(
@@ -611,15 +744,17 @@ class Tracker:
         if not await self._store.record_update(self._owner, update):
             # Removed meanwhile, or (a shared store) another process holds it now.
             self._live.pop(live.id, None)
-            return
+            return False
         live.status, live.seq = status, seq
         if record.created_at is not None:
             live.created_at = record.created_at
         if terminal:
             self._live.pop(live.id, None)
+            self._rechecks.pop(live.id, None)
             if not live.hinted and not hinted:
                 self.stats.reconciled += 1
         self._notify()
+        return True
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
