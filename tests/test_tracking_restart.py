@@ -1,5 +1,6 @@
-"""A tracker that survives restarts: a real process killed with SIGKILL mid-run and started again
-on the same SQLite store, and a 5,000-object store opened and loaded in bounded time.
+"""A tracker that survives restarts: a real process killed with SIGKILL mid-run (with an update
+in flight, or right after its receiver took a webhook) and started again on the same SQLite
+store, and a 5,000-object store opened and loaded in bounded time.
 
 The tracker runs in a subprocess (a small script written by the test); the emulator runs on the
 test's loop, its clock stopped, so the test decides when every object moves.
@@ -26,6 +27,7 @@ from finetune_async.tracking._plan import update_id
 from finetune_async.tracking._sqlite import migrate
 
 from .test_tracking_tracker import FOREVER, create_batches, create_jobs
+from .test_tracking_webhooks import SECRET, post_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -191,3 +193,73 @@ async def test_a_5000_object_tracker_restarts_in_bounded_time(
                 f"first undelivered update after {loaded - started:.3f} s"
             )
     assert loaded - started < 10.0
+
+
+#: A tracker process taking webhooks: it serves its receiver, prints the URL, and waits. Its API
+#: never answers (a black hole), so no retrieve follows a webhook before the process is killed.
+WEBHOOK_SCRIPT = """
+import asyncio, sys
+import orjson
+from finetune_async import AsyncClient
+from finetune_async.tracking import Tracker
+
+async def main(url, store, secret, jobs):
+    async with AsyncClient(base_url=url, api_key="k") as api, Tracker(
+        api, store=store, webhook_secret=secret, reconcile_interval=3600, refresh="retrieve"
+    ) as tracker:
+        await tracker.add_jobs(jobs)
+        server = await tracker.serve_webhooks(port=0)
+        sys.stdout.write(server.url + "\\n")
+        sys.stdout.flush()
+        await asyncio.sleep(3600)
+
+asyncio.run(main(*orjson.loads(sys.argv[1])))
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_taken_just_before_a_sigkill_is_followed_first_at_the_restart(
+    tmp_path: Path,
+) -> None:
+    """A tracker process answers a webhook 200 through its real receiver (the hint is in the
+    store), then dies by SIGKILL before any retrieve came back; the restarted tracker, sweeping
+    the rest, retrieves that hinted job first, and does not count it as reconciled."""
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answer; until the client goes away
+        writer.close()
+
+    script = tmp_path / "track_webhooks.py"
+    script.write_text(WEBHOOK_SCRIPT)
+    store = str(tmp_path / "tracker.db")
+    black_hole = await asyncio.start_server(hold, "127.0.0.1", 0)
+    hole_url = f"http://127.0.0.1:{black_hole.sockets[0].getsockname()[1]}/v1"
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        jobs = await create_jobs(api, 3)
+        tracker_process = await start(script, [hole_url, store, SECRET, jobs])
+        try:
+            assert tracker_process.stdout is not None
+            async with asyncio.timeout(BOUND):
+                url = (await tracker_process.stdout.readline()).decode().strip()
+            assert 200 == await post_event(url, jobs[1], webhook_id="wh_before_kill")
+        finally:
+            tracker_process.send_signal(signal.SIGKILL)
+            await tracker_process.wait()
+        black_hole.close()
+        await black_hole.wait_closed()
+        emu.advance(FOREVER)
+        emu.reset_stats()
+        async with Tracker(
+            api, store=store, webhook_secret=SECRET, reconcile_interval=3600, refresh="list"
+        ) as tracker:
+            async with asyncio.timeout(BOUND):
+                ends = [got async for got in tracker.updates()]
+        first = min(emu.stats.requests, key=lambda record: record.started)
+    assert -signal.SIGKILL == tracker_process.returncode
+    assert ("GET /fine_tuning/jobs/{fine_tuning_job_id}", True) == (
+        first.route,
+        first.path.endswith(jobs[1]),
+    )
+    assert sorted(jobs) == sorted(got.id for got in ends if got.terminal)
+    # The other two were found by the sweep, and no webhook had told of them.
+    assert (0, 2) == (tracker.stats.webhooks, tracker.stats.reconciled)
