@@ -374,6 +374,9 @@ async def test_webhooks_need_a_secret_and_an_open_tracker() -> None:
         for bad in (0, -1.0, "soon"):
             with pytest.raises(InvalidParameterError, match="recheck_delay"):
                 Tracker(api, store=MemoryStore(), recheck_delay=bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidParameterError, match="webhook_secret") as caught:
+            Tracker(api, store=MemoryStore(), webhook_secret="not-a-secret")
+        assert "webhook_secret" == caught.value.param
 
 
 @pytest.mark.asyncio

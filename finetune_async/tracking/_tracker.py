@@ -232,12 +232,21 @@ class Tracker:
         if secret is not None and (not isinstance(secret, str) or not secret.strip()):
             msg = "webhook_secret: must be the endpoint's secret (whsec_...) or None"
             raise InvalidParameterError(msg, param="webhook_secret")
+        self._receiver: WebhookReceiver | None = None
+        if webhook_secret is not None:
+            # Made now, so that a malformed secret is refused with the other settings.
+            try:
+                self._receiver = WebhookReceiver(
+                    secret=webhook_secret, on_event=self.on_webhook_event
+                )
+            except InvalidParameterError as exc:
+                msg = f"webhook_secret: {str(exc).removeprefix('secret: ')}"
+                raise InvalidParameterError(msg, param="webhook_secret") from None
         self._requester = client
         self._store = _open_store(store)
         self._interval = float(reconcile_interval if webhook_secret else poll_interval)
         self._webhook_secret = webhook_secret
         self._recheck_delay = float(recheck_delay)
-        self._receiver: WebhookReceiver | None = None
         self._servers: list[WebhookServer] = []
         self._max_concurrency = max_concurrency
         self._mode = refresh
@@ -407,7 +416,7 @@ class Tracker:
 
     @property
     def webhook_receiver(self) -> WebhookReceiver:
-        """The ``WebhookReceiver`` that feeds this tracker (one per tracker, made on first use).
+        """The ``WebhookReceiver`` that feeds this tracker (one per tracker).
 
         Mount it in a server of your own (``receiver.aiohttp_app()``, ``receiver.asgi_app``), or
         let ``serve_webhooks`` serve it. Its ``on_event`` is ``on_webhook_event``: a delivery is
@@ -420,15 +429,11 @@ class Tracker:
             InvalidParameterError: The tracker was made without ``webhook_secret=``.
         """
         if self._receiver is None:
-            if self._webhook_secret is None:
-                msg = (
-                    "webhook_receiver needs the webhook endpoint's secret: create the tracker "
-                    "with Tracker(..., webhook_secret='whsec_...')"
-                )
-                raise InvalidParameterError(msg, param="webhook_secret")
-            self._receiver = WebhookReceiver(
-                secret=self._webhook_secret, on_event=self.on_webhook_event
+            msg = (
+                "webhook_receiver needs the webhook endpoint's secret: create the tracker "
+                "with Tracker(..., webhook_secret='whsec_...')"
             )
+            raise InvalidParameterError(msg, param="webhook_secret")
         return self._receiver
 
     async def serve_webhooks(
