@@ -7,6 +7,7 @@ measured: if validation ran on the loop, the other request could not be answered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -172,7 +173,9 @@ async def test_stop_waits_for_a_running_validation_before_removing_its_file(
             stopped_while_held = bool(done)
             held.release.set()
             await asyncio.wait_for(stopping, BOUND)
-            with pytest.raises(APIConnectionError):
+            # The request in flight may be answered before the server drops its connection,
+            # or cut: either is fine, as long as it ends (the point is what stop() waited for).
+            with contextlib.suppress(APIConnectionError):
                 await asyncio.wait_for(looking, BOUND)
     finally:
         await emu.stop()
