@@ -392,3 +392,30 @@ async def test_a_delivery_to_a_closed_tracker_is_500_so_the_sender_retries() -> 
         headers = sign(body, secret=SECRET, webhook_id="wh_late", timestamp=int(time.time()))
         status, _ = await receiver.deliver(body, headers)
         assert 500 == status
+
+
+@pytest.mark.asyncio
+async def test_a_webhook_for_an_id_another_process_added_is_followed_at_once(
+    tmp_path: Path,
+) -> None:
+    """An id added to the SQLite file by another process (``track add``) after the tracker's
+    last round: its webhook is followed by a retrieve at once, not at the next reconcile."""
+    path = tmp_path / "t.db"
+    async with Emulator(speed=0) as emu, AsyncClient(base_url=emu.url, api_key="k") as api:
+        (job,) = await create_jobs(api, 1)
+        async with webhook_tracker(api, store=SQLiteStore(path)) as tracker:
+            await serve(tracker, emu)
+            await asyncio.sleep(0.05)  # the first (empty) round is over
+            other = SQLiteStore(path)
+            await other.open()
+            await other.add([("job", job)], time.time())
+            await other.close()
+            emu.reset_stats()
+            emu.advance(FOREVER)
+            updates = tracker.updates(follow=True)
+            async with asyncio.timeout(BOUND):
+                got = await anext(updates)
+            await updates.aclose()
+        assert (job, "succeeded", True) == (got.id, got.status, got.terminal)
+        assert {JOB_ROUTE: 1} == routes(emu)
+        assert (1, 0) == (tracker.stats.webhooks, tracker.stats.reconciled)

@@ -257,7 +257,7 @@ class Tracker:
         self._live: dict[str, _Live] = {}
         self._fresh: dict[str, None] = {}
         self._urgent: dict[str, None] = {}
-        #: Ids whose webhook's retrieve found nothing new, and when (loop time) to look again.
+        #: Ids whose webhook's retrieve found them live still, and when (loop time) to look again.
         self._rechecks: dict[str, float] = {}
         self._polled: list[str] = []
         self._held: StoredUpdate | None = None
@@ -722,8 +722,8 @@ class Tracker:
             asked.add(cursor)
         return [live for live in unseen.values() if live.id in self._live]
 
-    async def _observed(self, live: _Live, record: FineTuningJob | Batch, *, hinted: bool) -> bool:
-        """Note one read of an object; record its change of status, if any (then True).
+    async def _observed(self, live: _Live, record: FineTuningJob | Batch, *, hinted: bool) -> None:
+        """Note one read of an object; record its change of status, if any.
 
         ``hinted``: the read followed a webhook (so a terminal status it finds is no
         reconciliation).
@@ -732,7 +732,7 @@ class Tracker:
         self._polled.append(live.id)
         status = _status_of(record)
         if live.seq and status == live.status:
-            return False
+            return
         seq = live.seq + 1
         terminal = is_terminal(status)
         update = StoredUpdate(
@@ -749,7 +749,7 @@ class Tracker:
         if not await self._store.record_update(self._owner, update):
             # Removed meanwhile, or (a shared store) another process holds it now.
             self._live.pop(live.id, None)
-            return False
+            return
         live.status, live.seq = status, seq
         if record.created_at is not None:
             live.created_at = record.created_at
@@ -759,7 +759,6 @@ class Tracker:
             if not live.hinted and not hinted:
                 self.stats.reconciled += 1
         self._notify()
-        return True
 
 
 def _first_leaf(exc: BaseException) -> BaseException:
