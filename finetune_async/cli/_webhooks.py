@@ -125,10 +125,15 @@ async def listen(args: argparse.Namespace, out: Output) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+
+    def refused(method: str, path: str, status: int, text: str) -> None:
+        if not printer.reader_gone:  # the 500 that tells the sender to retry: expected
+            _refused(method, path, status, text)
+
     logger = logging.getLogger("finetune_async.webhooks")
     logger.addFilter(_not_broken_pipe)
     try:
-        async with serve_receiver(receiver, args.host, args.port, _refused) as port:
+        async with serve_receiver(receiver, args.host, args.port, refused) as port:
             print(
                 f"finetune-async webhooks listening on http://{args.host}:{port}/ "
                 f"({len(secrets)} secret{'s' if len(secrets) > 1 else ''}; Ctrl-C to stop)",
