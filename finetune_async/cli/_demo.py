@@ -6,6 +6,8 @@ against the real API.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,14 +15,21 @@ from typing import TYPE_CHECKING
 import orjson
 
 from .._client import AsyncClient
-from ..emulator import Emulator
+from ..emulator import Emulator, WebhookEndpoint
+from ..emulator._webhooks import new_secret, serve_receiver
+from ..webhooks import WebhookReceiver
 from ._commands import checkpoint_rows
 from ._live import ProgressReader, follow_jobs, job_failure, transfer_progress
 
 if TYPE_CHECKING:
+    from ..types import WebhookEvent
     from ._output import Output
 
 __all__ = ["run_demo"]
+
+#: Real seconds the demo waits for the job's webhook once the job is seen to succeed (it has
+#: normally arrived already: the emulator pushes it as the job ends, before the next poll).
+_WEBHOOK_WAIT = 5.0
 
 _QUESTIONS = [
     ("What is the capital of France?", "Paris."),
@@ -75,10 +84,18 @@ def _batch_file(folder: Path, model: str) -> Path:
 
 async def run_demo(out: Output, *, speed: float) -> int:
     """Run the demo; return the exit code."""
+    secret = new_secret()
+    pushed: asyncio.Queue[WebhookEvent] = asyncio.Queue()
+    receiver = WebhookReceiver(secret=secret, on_event=pushed.put)
     with tempfile.TemporaryDirectory(prefix="finetune-async-demo-") as tmp:
         folder = Path(tmp)
         async with (
-            Emulator(speed=speed, seed=7) as emulator,
+            serve_receiver(receiver, "127.0.0.1", 0) as hook_port,
+            Emulator(
+                speed=speed,
+                seed=7,
+                webhooks=[WebhookEndpoint(f"http://127.0.0.1:{hook_port}/", secret)],
+            ) as emulator,
             AsyncClient(base_url=emulator.url, api_key="demo") as client,
         ):
             out.message(
@@ -117,6 +134,7 @@ async def run_demo(out: Output, *, speed: float) -> int:
                     status=str(final.status),
                 )
                 return 1
+            await _show_webhook(out, pushed, job.id)
 
             events = [
                 event async for event in client.fine_tuning.jobs.list_events(job.id, limit=100)
@@ -159,3 +177,18 @@ async def run_demo(out: Output, *, speed: float) -> int:
                 ok=True,
             )
     return 0
+
+
+async def _show_webhook(out: Output, pushed: asyncio.Queue[WebhookEvent], job_id: str) -> None:
+    """One line for the job's webhook, which the emulator pushed to the demo's receiver."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(_WEBHOOK_WAIT):
+            while True:
+                event = await pushed.get()
+                if event.data.id == job_id:
+                    out.message(
+                        f"webhook {event.type} for {job_id} arrived, signature verified",
+                        webhook=str(event.type),
+                    )
+                    return
+    out.message(f"no webhook for {job_id} arrived within {_WEBHOOK_WAIT:g} s", webhook=None)
