@@ -3,8 +3,9 @@
 The flow end to end: the emulator and the listener each in a subprocess, a job created through
 the SDK at a high speed, and the listener printing the succeeded event. Then the listener alone,
 fed deliveries signed here: a refused one is reported on stderr, a reader that goes away ends it
-quietly, and bad flags exit 2 naming the flag. Synchronous (subprocesses and the blocking
-``Client``), so in a module of its own.
+quietly, and bad flags exit 2 naming the flag. Last, the emulator on its own thread (``with
+Emulator()``), advanced from the caller's. Synchronous (subprocesses and the blocking ``Client``),
+so in a module of its own.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import http.server
 import io
 import os
 import queue
@@ -32,8 +34,9 @@ import pytest
 from finetune_async import Client
 from finetune_async.cli._output import Output
 from finetune_async.cli._webhooks import _Printer
+from finetune_async.emulator import Emulator
 from finetune_async.types import WebhookEvent, WebhookEventData
-from finetune_async.webhooks import sign
+from finetune_async.webhooks import sign, verify_signature
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -338,3 +341,43 @@ def test_a_terminal_gets_one_row_per_event_under_one_header() -> None:
     assert header.split() == ["created", "type", "object", "event"]
     assert ["fine_tuning.job.succeeded", "ftjob-1", "evt_1"] == first.split()[1:]
     assert "evt_2" == second.split()[-1]
+
+
+# --- the emulator on its own thread -----------------------------------------------------------
+
+
+def test_a_threaded_emulator_pushes_when_another_thread_advances(tmp_path: Path) -> None:
+    """`with Emulator()` runs on its own thread: add_webhook and advance from the caller's."""
+    seen: list[tuple[bytes, dict[str, str]]] = []
+
+    class Record(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            seen.append((self.rfile.read(length), dict(self.headers)))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Record)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with Emulator(speed=0) as emu, Client(base_url=emu.url, api_key="test") as client:
+            endpoint = emu.add_webhook(f"http://127.0.0.1:{server.server_address[1]}/")
+            uploaded = client.files.create(file=training_file(tmp_path), purpose="fine-tune")
+            job = client.fine_tuning.jobs.create(model=MODEL, training_file=uploaded.id)
+            emu.advance(100_000.0)
+            deadline = time.monotonic() + BOUND
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.01)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert seen, "no delivery"
+    body, headers = seen[0]
+    assert isinstance(endpoint.secret, str)
+    verify_signature(body, headers, secret=endpoint.secret)
+    assert job.id == orjson.loads(body)["data"]["id"]
