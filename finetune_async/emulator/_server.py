@@ -134,7 +134,7 @@ class Emulator:
         """Move the emulated clock forward by ``seconds`` (from any thread)."""
         self.clock.advance(seconds)
         # What became due meanwhile (an end, a webhook retry) happens now, not at the next poll.
-        self._webhooks.changed()
+        self._webhooks.advanced()
 
     def add_webhook(self, url: str, secret: str | Sequence[str] | None = None) -> WebhookEndpoint:
         """Deliver webhooks to ``url`` too, from the next job or batch that ends on.

@@ -214,7 +214,10 @@ class WebhookSender:
         self._rng = random.Random(f"webhooks:{seed}") if seed is not None else random.Random()  # noqa: S311
         self.timeout = timeout
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Two sets of sleepers: retries care only about the clock; the watcher also about
+        # schedules (a create or cancel), which every POST may change.
         self._waiter: ClockWaiter | None = None
+        self._watch_waiter: ClockWaiter | None = None
         self._session: aiohttp.ClientSession | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -231,6 +234,7 @@ class WebhookSender:
         """Begin watching, on the running loop, if there is any endpoint."""
         self._loop = asyncio.get_running_loop()
         self._waiter = ClockWaiter(self._clock, self._loop)
+        self._watch_waiter = ClockWaiter(self._clock, self._loop)
         self._ensure_watcher()
 
     def _ensure_watcher(self) -> None:
@@ -250,7 +254,7 @@ class WebhookSender:
         session, self._session = self._session, None
         if session is not None:
             await session.close()
-        self._loop = self._waiter = None
+        self._loop = self._waiter = self._watch_waiter = None
 
     # --- what the emulator calls ---------------------------------------------------------------
 
@@ -261,8 +265,12 @@ class WebhookSender:
         self._call_on_loop(self._ensure_watcher)
 
     def changed(self) -> None:
-        """A schedule may have changed (a create, a cancel, ``advance``): look again."""
-        self._call_on_loop(self._notify)
+        """A schedule may have changed (a create, a cancel): the watcher looks again."""
+        self._call_on_loop(self._notify_watcher)
+
+    def advanced(self) -> None:
+        """The clock jumped (``advance``): the watcher and every retry look at it again."""
+        self._call_on_loop(self._notify_all)
 
     def terminal(self, event_type: str, object_id: str, when: float) -> None:
         """A job or batch reached a terminal status at emulated time ``when``: send its event."""
@@ -285,11 +293,16 @@ class WebhookSender:
     def _token(self) -> str:
         return "".join(self._rng.choices("0123456789abcdef", k=32))
 
-    def _notify(self) -> None:
+    def _notify_watcher(self) -> None:
+        if self._watch_waiter is not None:
+            self._watch_waiter.notify()
+
+    def _notify_all(self) -> None:
+        self._notify_watcher()
         if self._waiter is not None:
             self._waiter.notify()
 
-    def _call_on_loop(self, function: object, *args: object) -> None:
+    def _call_on_loop(self, function: Callable[..., object], *args: object) -> None:
         """Run ``function(*args)`` on the emulator's loop: now when on it, else thread-safely."""
         loop = self._loop
         if loop is None or loop.is_closed():
@@ -299,9 +312,9 @@ class WebhookSender:
         except RuntimeError:
             running = None
         if running is loop:
-            function(*args)  # type: ignore[operator]
+            function(*args)
         else:
-            loop.call_soon_threadsafe(function, *args)  # type: ignore[arg-type]
+            loop.call_soon_threadsafe(function, *args)
 
     def _schedule(self, delivery: _Delivery) -> None:
         faults = self._state.faults
@@ -322,7 +335,8 @@ class WebhookSender:
 
     async def _watch(self) -> None:
         """Sync every job and batch when it is due to move, so that its event is sent on time."""
-        assert self._waiter is not None  # noqa: S101 - set by start()
+        waiter = self._watch_waiter
+        assert waiter is not None  # noqa: S101 - set by start()
         while True:
             try:
                 soonest = await self._sync_due()
@@ -334,12 +348,12 @@ class WebhookSender:
             # brought the next due time forward.
             remaining, speed = (soonest or 0.0) - self._clock.now(), self._clock.speed
             if soonest is None or speed <= 0:
-                await self._waiter.wait(_IDLE)
+                await waiter.wait(_IDLE)
             elif remaining <= 0:
                 # Due but unmoved (it should not happen): never spin the loop.
-                await self._waiter.wait(0.01)
+                await waiter.wait(0.01)
             else:
-                await self._waiter.wait(min(_IDLE, remaining / speed))
+                await waiter.wait(min(_IDLE, remaining / speed))
 
     async def _sync_due(self) -> float | None:
         """Sync what is due now; return when the next job or batch is due (None: nothing)."""
