@@ -187,6 +187,18 @@ def test_endpoint_generates_a_secret_and_checks_its_input() -> None:
         Emulator(webhooks=["http://127.0.0.1/"])  # type: ignore[list-item]
 
 
+def test_bad_webhook_options_raise_naming_them() -> None:
+    """A webhook fault outside its range or a non-positive timeout: a ValueError naming it."""
+    with pytest.raises(ValueError, match="webhook_drop_rate"):
+        Faults(webhook_drop_rate=1.5)
+    with pytest.raises(ValueError, match="webhook_duplicate_rate"):
+        Faults(webhook_duplicate_rate=-0.1)
+    with pytest.raises(ValueError, match="webhook_delay"):
+        Faults(webhook_delay=-1.0)
+    with pytest.raises(ValueError, match="webhook_timeout"):
+        Emulator(webhook_timeout=0)
+
+
 # --- deliveries -----------------------------------------------------------------------------------
 
 
