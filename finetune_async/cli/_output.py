@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Output", "is_time_field", "jsonable", "local_time"]
 
-#: Above this a timestamp is in milliseconds (COMPAT.md: some providers send them); as seconds
+#: Above this a timestamp is in milliseconds (docs/compat.md: some providers send them); as seconds
 #: it would be after the year 5000.
 _MILLISECONDS_FROM = 100_000_000_000
 #: Fields holding a Unix timestamp besides the ``*_at`` ones.

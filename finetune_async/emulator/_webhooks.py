@@ -1,6 +1,6 @@
 """The emulator's webhook sender: signed POSTs on the terminal transitions of jobs and batches.
 
-As API.md ("The emulator delivers webhooks") and COMPAT.md ("Webhooks as OpenAI sends them")
+As docs/api.md ("The emulator") and docs/compat.md ("Webhooks as OpenAI sends them")
 describe it:
 
 - one thin event ``{"id": "evt_…", "object": "event", "type", "created_at", "data": {"id"}}``
@@ -62,9 +62,9 @@ __all__ = [
 
 logger = logging.getLogger("finetune_async.emulator")
 
-#: What OpenAI's deliveries carry (COMPAT.md).
+#: What OpenAI's deliveries carry (docs/compat.md).
 USER_AGENT: Final = "OpenAI/1.0 (+https://platform.openai.com/docs/webhooks)"
-#: How long, in emulated seconds from the first attempt, a delivery is retried (COMPAT.md).
+#: How long, in emulated seconds from the first attempt, a delivery is retried (docs/compat.md).
 MAX_RETRY_WINDOW: Final = 72 * 3600.0
 #: The first retry's delay and the longest one, in emulated seconds; each retry doubles it.
 FIRST_RETRY: Final = 5.0
@@ -398,7 +398,7 @@ class WebhookSender:
     async def _attempt(self, delivery: _Delivery) -> bool:
         """POST once with a fresh timestamp and signature; True on a 2xx answer."""
         if self._session is None:
-            # Created here, on the loop that uses it (ARCHITECTURE.md, rule 1).
+            # Created here, on the loop that uses it (docs/architecture.md, rule 1).
             self._session = aiohttp.ClientSession()
         headers = sign(
             delivery.body,

@@ -1,4 +1,4 @@
-"""Tracking that survives restarts: ``Tracker`` and its stores (API.md, "Tracking …").
+"""Tracking that survives restarts: ``Tracker`` and its stores (docs/api.md, "Tracking …").
 
 ``Tracker`` follows jobs and batches until each is terminal and yields one ``TrackedUpdate`` per
 status change, at least once, from a store that outlives the process: ``SQLiteStore`` (one

@@ -15,7 +15,7 @@ instead of each request retrying on its own.
 What it keeps. Each observed status change is written to the store as an undelivered update, in
 one transaction with the object's new status, before anyone sees it. ``updates()`` reads the
 undelivered updates from the store, oldest first, so after a restart it starts with what the
-last process had not delivered. The delivery rule (API.md): an update counts as delivered when
+last process had not delivered. The delivery rule (docs/api.md): an update counts as delivered when
 the consumer asks for the next one, or leaves the loop without an exception. A generator cannot
 tell ``break`` from a raise, so the last update yielded is *held*; ``__aexit__`` marks it
 delivered when the ``async with`` block ends without an exception and leaves it undelivered

@@ -163,7 +163,7 @@ async def job_checkpoints(request: web.Request) -> web.Response:
 def _transition(action: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
         state = state_of(request)
-        # No body, or the `{}` the Portkey gateway sends upstream (COMPAT.md): both are fine.
+        # No body, or the `{}` the Portkey gateway sends upstream (docs/compat.md): both are fine.
         await json_body(request, optional=True)
         job = await _job(state, request.match_info["fine_tuning_job_id"])
         try:
