@@ -7,6 +7,7 @@ subprocess), and the import rules of docs/architecture.md are read off the sourc
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 import tarfile
@@ -106,6 +107,33 @@ def test_nothing_in_the_repository_reads_outside_it() -> None:
         text = path.read_text(encoding="utf-8", errors="replace")
         offenders += [f"{name}: {needle}" for needle in needles if needle in text]
     assert [] == offenders
+
+
+def test_the_docs_the_code_points_at_are_in_the_repository() -> None:
+    """Code, tests and docs cite docs/*.md, never design notes that live outside the repository."""
+    outside = ("ARCHITECTURE" + ".md", "COMPAT" + ".md", " API" + ".md", "(API" + ".md")
+    offenders = []
+    for name in _tracked_files():
+        path = ROOT / name
+        if path.suffix not in {".py", ".toml", ".md"} or name == "CHANGELOG.md":
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        offenders += [f"{name}: {needle}" for needle in outside if needle in text]
+        cited = re.findall(r"docs/([a-z_]+\.md)", text)
+        missing = [doc for doc in cited if not (ROOT / "docs" / doc).is_file()]
+        offenders += [f"{name}: docs/{doc} is missing" for doc in missing]
+    assert [] == offenders
+
+
+def _tracked_files() -> list[str]:
+    return subprocess.run(
+        ["git", "ls-files"],  # noqa: S607 - git from PATH, in a test
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
 
 
 def _package_imports(path: Path) -> set[str]:
