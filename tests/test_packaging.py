@@ -90,14 +90,7 @@ def test_the_tests_read_the_vendored_spec() -> None:
 
 def test_nothing_in_the_repository_reads_outside_it() -> None:
     """No tracked file points at the ``shared`` folder beside the checkout."""
-    listed = subprocess.run(
-        ["git", "ls-files"],  # noqa: S607 - git from PATH, in a test
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout.split()
+    listed = _tracked_files()
     needles = ("../" + "shared", '"shared" / ' + '"spec"', "parents[2] / " + '"shared"')
     offenders = []
     for name in listed:
