@@ -3,7 +3,9 @@
 ``jobs create|list|get|cancel|pause|resume|events|checkpoints|wait|watch|metrics``,
 ``files upload|list|get|delete|download|validate`` (``validate`` is local: no key, no request),
 ``batches create|list|get|cancel|wait|results``, ``webhooks listen`` (a local receiver that
-prints every verified event), ``emulator`` (``--webhook-url`` makes it push) and ``demo``.
+prints every verified event), ``track add|run|status`` (a tracker that survives restarts, as a
+sidecar; ``add`` and ``status`` need no key), ``emulator`` (``--webhook-url`` makes it push) and
+``demo``.
 Tables and live progress on a terminal; ``--json`` (or a pipe) gives one JSON object per line.
 The connection options go before or after the subcommand. Errors print one line and exit
 non-zero: 1 for an API or connection error (with the request id), 2 for bad input (usage errors,
@@ -42,6 +44,7 @@ from ._commands import COMMANDS, LOCAL_COMMANDS
 from ._config import add_client_arguments, fill_client_defaults, given_client_options, make_client
 from ._demo import run_demo
 from ._output import Output
+from ._track import CLIENT_ACTIONS, add_track_parser, run_track
 from ._webhooks import listen, webhook_secrets
 
 if TYPE_CHECKING:
@@ -322,6 +325,7 @@ def _parser() -> argparse.ArgumentParser:
     _batches(commands)
     _emulator(commands)
     _webhooks(commands)
+    add_track_parser(commands, _add_output)
     demo = commands.add_parser(
         "demo", help="a whole workflow on an embedded emulator: no key, no network"
     )
@@ -342,12 +346,15 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.command in API_GROUPS and (args.command, args.action) in COMMANDS:
         fill_client_defaults(args)
         return args
+    if args.command == "track" and args.action in CLIENT_ACTIONS:
+        fill_client_defaults(args)
+        return args
     given = given_client_options(args)
     if given:
         where = f"{args.command} {args.action}" if hasattr(args, "action") else args.command
         parser.error(
-            f"{given[0]} is a connection option of the API commands (jobs, files, batches);"
-            f" `{where}` takes none"
+            f"{given[0]} is a connection option of the API commands (jobs, files, batches,"
+            f" track run); `{where}` takes none"
         )
     if args.command == "emulator" and args.webhook_secret and not args.webhook_url:
         parser.error("--webhook-secret needs --webhook-url (where to send the webhooks)")
@@ -468,6 +475,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     out = Output(json_mode=args.json)
     if args.command == "webhooks":
         return asyncio.run(listen(args, out))
+    if args.command == "track":
+        return run_track(args, out)
     if args.command == "demo":
         return asyncio.run(run_demo(out, speed=args.speed))
     local = LOCAL_COMMANDS.get((args.command, args.action))
