@@ -12,6 +12,7 @@ import base64
 import contextlib
 import fcntl
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -410,3 +411,33 @@ def test_ctrl_c_exits_130_and_leaves_the_store_usable(emu: Emulator, tmp_path: P
     assert 0 == rerun.returncode, rerun.stderr
     assert [first["id"]] == [line["id"] for line in json_lines(rerun.stdout)]
     assert json_lines(rerun.stdout)[-1]["terminal"]
+
+
+# --- on a terminal ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pseudo-terminals of Linux")
+def test_on_a_terminal_add_says_so_and_run_and_status_draw_tables(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """On a pty: add prints a sentence, run a live table of the changes, status a table."""
+    from .test_cli_pty import run_on_terminal, terminal_env
+
+    job_ids, _ = create(emu, jobs=2)
+    store = str(tmp_path / "tracker.db")
+    env = terminal_env(emu.url)
+    added = run_on_terminal("track", "add", "--store", store, *job_ids, env=env)
+    again = run_on_terminal("track", "add", "--store", store, job_ids[0], env=env)
+    emu.advance(FOREVER)
+    run = run_on_terminal("track", "run", "--store", store, "--poll-interval", "0.05", env=env)
+    status = run_on_terminal("track", "status", "--store", store, env=env)
+
+    assert (0, 0, 0, 0) == (added.returncode, again.returncode, run.returncode, status.returncode)
+    assert f"tracking 2 jobs: {', '.join(job_ids)}" in added.text
+    assert f"already tracked: {job_ids[0]}" in again.text
+    for job_id in job_ids:
+        assert re.search(rf"│ job\s+│ {job_id}\s+│ succeeded \(final\)\s+│ -\s+│", run.text)
+        assert re.search(
+            rf"│ job\s+│ {job_id}\s+│ succeeded\s+│ True\s+│ True\s+│ 1\s+│", status.text
+        )
+    assert "{" not in run.text + status.text  # no JSON on a terminal
