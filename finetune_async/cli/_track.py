@@ -20,6 +20,8 @@ request is sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from ._webhooks import _SECRET_ENV, webhook_secrets
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import AsyncIterator
 
     from ..types.tracking import TrackedKind, TrackedUpdate
     from ._output import Output
@@ -285,7 +288,7 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
         try:
             # An exception of the block (Ctrl-C, a reader gone) reaches __aexit__, which then
             # leaves the last printed update undelivered, for the next run.
-            async with tracker:
+            async with tracker, _warnings_on_stderr():
                 opened = True
                 if args.webhook_port is not None:
                     await _serve(tracker, args)
@@ -295,6 +298,23 @@ async def _run(args: argparse.Namespace, out: Output) -> int:
                 raise
             raise _store_error(exc) from None
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _warnings_on_stderr() -> AsyncIterator[None]:
+    """Show the tracker's warnings (an object that cannot be read) as one stderr line each.
+
+    Standard output carries the updates only; an unknown id or a refused key is retried by the
+    tracker (it may be a passing outage), and said here once per run of failures.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("finetune-async: %(message)s"))
+    logger = logging.getLogger("finetune_async.tracking")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 async def _serve(tracker: Tracker, args: argparse.Namespace) -> None:
