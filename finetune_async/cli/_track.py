@@ -7,11 +7,12 @@ of the API commands and prints each update: one JSON line each with ``--json`` o
 (``update_id`` first, so that even a line torn by a kill names its update), a live table on a
 terminal. It ends when every tracked object is terminal and delivered, unless ``--follow``.
 
-The delivery rule is the tracker's (API.md): an update printed counts as delivered once the next
-one is asked for, which the command does right after writing and flushing the line. So a run
-killed (SIGKILL, an OOM kill) while it writes a line, or Ctrl-C (exit 130), leaves that update
-undelivered, and the next run on the store prints it again with the same ``update_id``: at least
-once, and a consumer deduplicates on ``update_id``.
+The delivery rule is the tracker's (docs/api.md, "Tracking that survives restarts"): an update
+printed counts as delivered once the next one is asked for, which the command does right after
+writing and flushing the line. So a run killed (SIGKILL, an OOM kill) while it writes a line, or
+interrupted (Ctrl-C, exit 130) before it asks for the next, leaves that update undelivered, and
+the next run on the store prints it again with the same ``update_id``: at least once, and a
+consumer deduplicates on ``update_id``.
 
 A missing or unusable store is bad input (exit 2, one line naming ``--store``), found before any
 request is sent.
