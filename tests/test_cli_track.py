@@ -275,6 +275,8 @@ def test_webhooks_to_run_end_it_with_few_requests(emu: Emulator, tmp_path: Path)
         emu.add_webhook(url, SECRET)
         first = [orjson.loads(run.line(run.stdout, "a first status")) for _ in range(3)]
         before = tracker_requests(emu)
+        time.sleep(0.3)  # six polls' worth without webhooks (--poll-interval 0.05)
+        idle = tracker_requests(emu) - before
         emu.advance(FOREVER)
         last = [orjson.loads(run.line(run.stdout, "a terminal status")) for _ in range(3)]
         assert 0 == run.proc.wait(timeout=BOUND)
@@ -286,6 +288,7 @@ def test_webhooks_to_run_end_it_with_few_requests(emu: Emulator, tmp_path: Path)
     assert 3 == emu.stats.webhooks.delivered
     # The first refresh (a sweep or three retrieves), then one retrieve per webhook.
     assert before <= len(job_ids)
+    assert 0 == idle
     assert len(job_ids) == tracker_requests(emu) - before
 
 

@@ -127,6 +127,7 @@ def add_track_parser(
         "--max-concurrency",
         type=positive_int,
         default=16,
+        metavar="N",
         help="most requests in flight at once (default 16)",
     )
     add_output(run)
