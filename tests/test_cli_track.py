@@ -25,6 +25,7 @@ import orjson
 import pytest
 
 from finetune_async import Client
+from finetune_async.cli import main
 from finetune_async.emulator import Emulator
 
 from .test_cli_webhooks import BOUND, clean_env, running
@@ -74,6 +75,14 @@ def emu() -> Iterator[Emulator]:
     """An emulator on its own thread, its clock stopped."""
     with Emulator(speed=0) as emulator:
         yield emulator
+
+
+@pytest.fixture
+def no_client_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No client or webhook variable in this process's environment (for ``main`` here)."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "PORTKEY_", "AZURE_OPENAI_")):
+            monkeypatch.delenv(name)
 
 
 def create(emu: Emulator, jobs: int, batches: int = 0) -> tuple[list[str], list[str]]:
@@ -343,16 +352,23 @@ def test_a_reader_that_goes_away_ends_run_quietly(emu: Emulator, tmp_path: Path)
         ("empty-id", "ID: every id must be a non-empty string"),
     ],
 )
+@pytest.mark.usefixtures("no_client_env")
 def test_bad_input_exits_2_naming_the_flag_before_any_request(
-    emu: Emulator, tmp_path: Path, case: str, expected: str
+    emu: Emulator,
+    tmp_path: Path,
+    case: str,
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A missing or corrupt store, a webhook port without a secret...: one line naming the
-    flag, exit 2, and the emulator saw no request."""
+    flag, exit 2, and the emulator saw no request. Two cases run in a subprocess, as a user
+    runs them; the others call ``main`` in this process (the same code, without the start-up)."""
     store = tmp_path / "tracker.db"
     if "corrupt" in case:
         store.write_bytes(b"not a database, but the bytes of something else entirely" * 100)
     elif case.split("-", maxsplit=1)[0] in ("port", "secret", "bad"):
-        assert 0 == cli("track", "add", "--store", str(store), "ftjob-abc").returncode
+        assert 0 == main(["track", "add", "--store", str(store), "ftjob-abc"])
+        capsys.readouterr()
     argv = {
         "run-missing": run_args(emu, store),
         "status-missing": ("track", "status", "--store", str(store)),
@@ -365,12 +381,17 @@ def test_bad_input_exits_2_naming_the_flag_before_any_request(
         "bad-secret": run_args(emu, store, "--webhook-port", "0", "--webhook-secret", "nope"),
         "empty-id": ("track", "add", "--store", str(store), ""),
     }[case]
-    result = cli(*argv)
+    if case in ("run-corrupt", "port-no-secret"):
+        result = cli(*argv)
+        code, out, err = result.returncode, result.stdout, result.stderr
+    else:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
 
-    assert 2 == result.returncode, result.stderr
-    assert result.stderr.startswith(ERROR_PREFIX + expected), result.stderr
-    assert 1 == len(result.stderr.splitlines())
-    assert "" == result.stdout
+    assert 2 == code, err
+    assert err.startswith(ERROR_PREFIX + expected), err
+    assert 1 == len(err.splitlines())
+    assert "" == out
     assert 0 == emu.stats.total
 
 
