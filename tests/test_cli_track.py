@@ -486,3 +486,21 @@ def test_an_id_that_cannot_be_read_is_said_on_stderr(emu: Emulator, tmp_path: Pa
     assert warning.startswith("finetune-async: tracker: job ftjob-nope could not be read: ")
     assert "404" in warning
     assert (job_ids[0], "succeeded") == (line["id"], line["status"])
+
+
+def test_ids_added_while_run_follows_are_picked_up(emu: Emulator, tmp_path: Path) -> None:
+    """`track add` from another process while `track run --follow` runs: the next refresh
+    takes the new id (no restart), and its updates come on the same stream."""
+    job_ids, _ = create(emu, jobs=2)
+    store = tmp_path / "tracker.db"
+    assert 0 == cli("track", "add", "--store", str(store), job_ids[0]).returncode
+    with running(*run_args(emu, store, "--follow", "--json"), env=clean_env()) as run:
+        first = orjson.loads(run.line(run.stdout, "the first job's status"))
+        assert 0 == cli("track", "add", "--store", str(store), job_ids[1]).returncode
+        second = orjson.loads(run.line(run.stdout, "the added job's status"))
+        emu.advance(FOREVER)
+        ends = [orjson.loads(run.line(run.stdout, "an end")) for _ in range(2)]
+        assert 130 == run.interrupt()
+
+    assert [job_ids[0], job_ids[1]] == [first["id"], second["id"]]
+    assert set(job_ids) == {line["id"] for line in ends if line["terminal"]}
