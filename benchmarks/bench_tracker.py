@@ -1,13 +1,13 @@
 """The tracker benchmark (issue 18): 10,000 live jobs followed for a simulated hour, per mode.
 
-    .venv/bin/python benchmarks/bench_tracker.py [--jobs 10000] [--hour-seconds 120]
+    .venv/bin/python benchmarks/bench_tracker.py [--jobs 10000] [--hour-seconds 150]
         [--poll-interval 60] [--reconcile-interval 1200] [--modes retrieve,sweeps,...] [--quick]
 
 How an hour is simulated. The stand-in server (``server.py``, its own process) starts a
 simulation (``/_bench/sim/start``): ``--jobs`` jobs, all ``running``, each ending at its own
 moment spread at random over ``--hour-seconds`` real seconds, which stand for one hour. The
 tracker's intervals are divided by the same factor (3600 / ``--hour-seconds``): a simulated
-``--poll-interval`` of 60 s is 2 s of real time when the hour lasts 120 s. While the simulation
+``--poll-interval`` of 60 s is 2.5 s of real time when the hour lasts 150 s. While the simulation
 runs, the job list is those jobs (newest first: the dense case) and each retrieve or list page
 answers the status of that moment; with webhooks, the server POSTs each job's end to the
 tracker's ``serve_webhooks`` URL, signed with ``finetune_async.webhooks.sign``.
@@ -440,7 +440,7 @@ def parent(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--hour-seconds", type=float, default=120.0, help="real seconds per hour")
+    parser.add_argument("--hour-seconds", type=float, default=150.0, help="real seconds per hour")
     parser.add_argument("--poll-interval", type=float, default=60.0, help="simulated seconds")
     parser.add_argument("--reconcile-interval", type=float, default=1200.0, help="simulated s")
     parser.add_argument("--modes", default=",".join(MODES))
