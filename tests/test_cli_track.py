@@ -29,6 +29,7 @@ from finetune_async.cli import main
 from finetune_async.emulator import Emulator
 
 from .test_cli_webhooks import BOUND, clean_env, running
+from .test_tracking_tracker import batch_input, training
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -50,24 +51,6 @@ TRACKER_ROUTES = frozenset(
         "GET /batches",
     }
 )
-
-
-def training() -> bytes:
-    rows = [
-        {"messages": [{"role": "user", "content": f"{i}?"}, {"role": "assistant", "content": "ok"}]}
-        for i in range(12)
-    ]
-    return b"".join(orjson.dumps(row) + b"\n" for row in rows)
-
-
-def batch_input() -> bytes:
-    row = {
-        "custom_id": "r-0",
-        "method": "POST",
-        "url": "/v1/chat/completions",
-        "body": {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}]},
-    }
-    return orjson.dumps(row) + b"\n"
 
 
 @pytest.fixture

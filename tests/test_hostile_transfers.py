@@ -28,7 +28,7 @@ from finetune_async import (
 from finetune_async.emulator import Emulator
 from finetune_async.types import FileDeleted, ModelDeleted
 from tests.conftest import NO_BACKOFF, LoopbackServer
-from tests.hostile import RawRequest, RawServer, fixed, json_answer
+from tests.hostile import Answer, RawRequest, RawServer, fixed, json_answer
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
@@ -153,13 +153,23 @@ async def test_an_upload_from_a_path_closes_the_file_it_opened(tmp_path: Path) -
 DATA = bytes(range(256)) * 4096  # 1 MiB
 
 
-def cut_without_length(request: RawRequest) -> bytes:
+def cut_without_length() -> bytes:
     """A close-delimited answer that stops half-way: it looks complete to the client."""
-    del request
-    return (
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"
-        + DATA[: len(DATA) // 2]
-    )
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n"
+    return head + DATA[: len(DATA) // 2]
+
+
+def content_and_description(content: bytes) -> Answer:
+    """Answer ``/content`` with ``content`` (then close: no length), anything else the file."""
+    described = orjson.dumps({**FILE, "bytes": len(DATA)})
+
+    async def answer(request: RawRequest, writer: asyncio.StreamWriter) -> None:
+        writer.write(content if request.path.endswith("/content") else json_answer(described))
+        await writer.drain()
+        if request.path.endswith("/content"):
+            writer.close()
+
+    return answer
 
 
 @pytest.mark.asyncio
@@ -167,18 +177,8 @@ async def test_a_download_cut_half_way_without_a_length_is_caught_by_the_files_s
     tmp_path: Path,
 ) -> None:
     """files.download compares what came with the file's bytes, and leaves no .part file."""
-    described = {**FILE, "bytes": len(DATA)}
-
-    async def answer(request: RawRequest, writer: asyncio.StreamWriter) -> None:
-        if request.path.endswith("/content"):
-            writer.write(cut_without_length(request))
-            await writer.drain()
-            writer.close()
-        else:
-            writer.write(json_answer(orjson.dumps(described)))
-            await writer.drain()
-
     target = tmp_path / "out.bin"
+    answer = content_and_description(cut_without_length())
     async with RawServer(answer) as server, client_for(server.url) as client:
         with pytest.raises(APIConnectionError) as caught:
             await bounded(client.files.download("file-abc", target))
@@ -189,18 +189,8 @@ async def test_a_download_cut_half_way_without_a_length_is_caught_by_the_files_s
 @pytest.mark.asyncio
 async def test_a_download_without_a_length_that_is_whole_passes(tmp_path: Path) -> None:
     """The same check accepts a close-delimited answer that did carry every byte."""
-    described = {**FILE, "bytes": len(DATA)}
-
-    async def answer(request: RawRequest, writer: asyncio.StreamWriter) -> None:
-        if request.path.endswith("/content"):
-            writer.write(b"HTTP/1.1 200 OK\r\n\r\n" + DATA)
-            await writer.drain()
-            writer.close()
-        else:
-            writer.write(json_answer(orjson.dumps(described)))
-            await writer.drain()
-
     target = tmp_path / "out.bin"
+    answer = content_and_description(b"HTTP/1.1 200 OK\r\n\r\n" + DATA)
     async with RawServer(answer) as server, client_for(server.url) as client:
         await bounded(client.files.download("file-abc", target))
     assert DATA == target.read_bytes()
