@@ -50,6 +50,7 @@ __all__ = [
     "TERMINAL_STATUSES",
     "JobWatch",
     "Observation",
+    "RatePause",
     "Watcher",
     "check_poll_settings",
     "is_file_processed",
@@ -138,6 +139,58 @@ def rate_limit_pause(
     if hint is not None:
         pause = max(pause, min(hint, backoff.max_retry_after))
     return pause
+
+
+class RatePause:
+    """The shared pause after a 429 or ``Retry-After``, for ``watch`` and the tracker alike.
+
+    Every request notes a ticket (``ticket()``) when it is sent. A refusal grows the streak (and
+    so the pause, through ``_polling.rate_limit_pause``: 1 s at least, doubling to 60 s) only if
+    no other refusal grew it since that request was sent: the other refusals of one burst were on
+    their way already. An answer to a request sent since the last growth, or in the same round,
+    ends the streak. Times are the caller's clock, in seconds.
+    """
+
+    __slots__ = ("_backoff", "_growths", "_rng", "_streak", "until")
+
+    def __init__(
+        self, backoff: Backoff = RATE_LIMIT_BACKOFF, rng: random.Random | None = None
+    ) -> None:
+        self._backoff = backoff
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self._streak = 0
+        self._growths = 0
+        #: Nothing is sent before this time.
+        self.until = -math.inf
+
+    @property
+    def streak(self) -> int:
+        """Refused rounds in a row."""
+        return self._streak
+
+    def ticket(self) -> int:
+        """Note a request being sent; pass the result to ``refused`` or ``answered``."""
+        return self._growths
+
+    def refused(self, ticket: int, hint: float | None, now: float) -> float:
+        """A request was refused (429, or an error with ``Retry-After``); return the new end."""
+        if ticket == self._growths:
+            self._streak += 1
+            self._growths += 1
+        pause = rate_limit_pause(self._streak, hint, self._backoff, self._rng)
+        self.until = max(self.until, now + pause)
+        return self.until
+
+    def answered(self, ticket: int, hint: float | None, now: float) -> None:
+        """A request was answered; a ``Retry-After`` on it is honoured, without a floor."""
+        if ticket >= self._growths - 1:
+            self._streak = 0
+        if hint is not None:
+            self.until = max(self.until, now + min(hint, self._backoff.max_retry_after))
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait before sending, from ``now``."""
+        return max(0.0, self.until - now)
 
 
 def _check_id(value: object) -> str:
@@ -241,14 +294,9 @@ class Watcher(Generic[T]):
         self._pending = 0
         self._in_flight: set[asyncio.Task[None]] = set()
         self._updates: deque[Observation[T]] = deque()
-        self._paused_until = 0.0
-        # Rounds in a row that met a 429 (the pause doubles with each), and a count of the times
-        # it grew: each poll notes the count when it is sent. A 429 grows the streak only if no
-        # other 429 grew it since that poll was sent (the others of one burst were on their way
-        # already); an answer to a poll sent since the last growth, or just before it (the same
-        # round), shows the server lets polls through again and ends the streak.
-        self._streak = 0
-        self._growths = 0
+        # The one pause every poll waits for after a 429: each poll takes a ticket when sent, so
+        # that the refusals of one burst grow it once (see RatePause).
+        self._rate = RatePause(rate_limit, self._rng)
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._current: weakref.ref[AsyncGenerator[Observation[T]]] | None = None
@@ -348,7 +396,7 @@ class Watcher(Generic[T]):
     async def _poll(self, object_id: str) -> None:
         loop = asyncio.get_running_loop()
         watched = self._watched[object_id]
-        sent_after = self._growths
+        sent_after = self._rate.ticket()
         try:
             record, headers = await self._requester.poll(
                 self._path_of(object_id), self._into, timeout=self._poll_timeout
@@ -358,8 +406,9 @@ class Watcher(Generic[T]):
         except Exception as exc:  # noqa: BLE001 - a closed client, a bug: end the watch with it
             self._fatal = exc
         else:
-            self._got_through(sent_after)
-            self._observed(object_id, watched, record, headers, loop.time())
+            self._observed(
+                object_id, watched, record, headers, sent_after=sent_after, now=loop.time()
+            )
         finally:
             # Leave the in-flight set *before* waking the scheduler: a done-callback would run
             # only after the scheduler had looked, found this poll "in flight" and gone to sleep.
@@ -375,6 +424,8 @@ class Watcher(Generic[T]):
         watched: _Watched[T],
         record: T,
         headers: Mapping[str, str],
+        *,
+        sent_after: int,
         now: float,
     ) -> None:
         watched.polls += 1
@@ -384,11 +435,15 @@ class Watcher(Generic[T]):
         if watched.polls == 1 or status != previous:
             self._updates.append(Observation(object_id, record, previous, None))
         watched.status = status
-        if self._is_done(status):
+        done = self._is_done(status)
+        # The poll got through (which may end a streak of 429s); a Retry-After on the answer is
+        # honoured without a floor, unless the object is done and will not be polled again.
+        hint = None if done or not headers else parse_retry_after(headers)
+        self._rate.answered(sent_after, hint, now)
+        if done:
             watched.done = True
             self._pending -= 1
             return
-        self._pause_for(headers, now)
         self._schedule(object_id, now + self._next_delay(watched, headers))
 
     def _failed(
@@ -399,8 +454,7 @@ class Watcher(Generic[T]):
         hint = parse_retry_after(headers) if headers else None
         if status == _TOO_MANY_REQUESTS or hint is not None:
             # Rate limited: everyone waits; this is not the object's fault, so no failure counts.
-            self._rate_limited(hint, sent_after, now)
-            self._schedule(object_id, self._paused_until)
+            self._schedule(object_id, self._rate.refused(sent_after, hint, now))
             return
         watched.failures += 1
         permanent = status in _PERMANENT
@@ -413,35 +467,9 @@ class Watcher(Generic[T]):
             delay = max(delay, self._interval)
         self._schedule(object_id, now + min(delay, _MAX_FAILURE_DELAY))
 
-    def _got_through(self, sent_after: int) -> None:
-        """End the streak of 429s when a poll of this round (or a later one) was answered."""
-        if sent_after >= self._growths - 1:
-            self._streak = 0
-
-    def _rate_limited(self, hint: float | None, sent_after: int, now: float) -> None:
-        """Pause everyone after a 429: longer with each round in a row, never below the floor.
-
-        ``sent_after`` is how many times the pause had grown when the refused poll was sent.
-        """
-        if sent_after == self._growths:
-            # Sent after every earlier 429 was known: the limit still holds, wait longer.
-            self._streak += 1
-            self._growths += 1
-        pause = rate_limit_pause(self._streak, hint, self._rate_limit, self._rng)
-        self._paused_until = max(self._paused_until, now + pause)
-
-    def _pause_for(self, headers: Mapping[str, str], now: float) -> None:
-        """Honour a ``Retry-After`` on a successful answer (no floor: nothing was refused)."""
-        hint = parse_retry_after(headers) if headers else None
-        if hint is not None:
-            hint = min(hint, self._rate_limit.max_retry_after)
-            self._paused_until = max(self._paused_until, now + hint)
-
     def _launch_due(self, now: float) -> None:
         while (
-            self._heap
-            and len(self._in_flight) < self._max_concurrency
-            and now >= self._paused_until
+            self._heap and len(self._in_flight) < self._max_concurrency and now >= self._rate.until
         ):
             when, _, object_id = self._heap[0]
             if when > now:
@@ -455,7 +483,7 @@ class Watcher(Generic[T]):
         """Wake the loop at the next due poll (or the end of a pause, or the deadline)."""
         candidates = []
         if self._heap and len(self._in_flight) < self._max_concurrency:
-            candidates.append(max(self._heap[0][0], self._paused_until))
+            candidates.append(max(self._heap[0][0], self._rate.until))
         if deadline is not None:
             candidates.append(deadline)
         if not candidates and self._timer is not None:

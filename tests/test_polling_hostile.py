@@ -231,17 +231,18 @@ def test_the_answers_of_one_burst_grow_the_pause_once() -> None:
         timeout=None,
         rate_limit=Backoff(initial=1.0, maximum=60.0, jitter=0.0),
     )
+    rate = watcher._rate
     for arrived in (10.0, 10.1, 10.2, 10.3):  # four polls sent together, answered one by one
-        watcher._rate_limited(None, 0, arrived)
-    assert (1, 11.3) == (watcher._streak, round(watcher._paused_until, 6))
-    watcher._rate_limited(None, 1, 11.4)  # sent after the pause: the limit still holds
-    assert (2, 13.4) == (watcher._streak, round(watcher._paused_until, 6))
-    watcher._got_through(0)  # sent before the last growth, answered late: no news
-    assert 2 == watcher._streak
-    watcher._got_through(1)  # a poll of the round that met the last 429 got through
-    assert 0 == watcher._streak
-    watcher._rate_limited(None, 2, 14.0)  # the next 429 waits the floor again
-    assert (1, 15.0) == (watcher._streak, round(watcher._paused_until, 6))
+        rate.refused(0, None, arrived)
+    assert (1, 11.3) == (rate.streak, round(rate.until, 6))
+    rate.refused(1, None, 11.4)  # sent after the pause: the limit still holds
+    assert (2, 13.4) == (rate.streak, round(rate.until, 6))
+    rate.answered(0, None, 11.5)  # sent before the last growth, answered late: no news
+    assert 2 == rate.streak
+    rate.answered(1, None, 11.6)  # a poll of the round that met the last 429 got through
+    assert 0 == rate.streak
+    rate.refused(2, None, 14.0)  # the next 429 waits the floor again
+    assert (1, 15.0) == (rate.streak, round(rate.until, 6))
 
 
 # --- an always-429 server ------------------------------------------------------------------------

@@ -8,9 +8,9 @@ import random
 import pytest
 
 from finetune_async._config import Backoff
+from finetune_async._polling import RatePause
 from finetune_async.tracking._plan import (
     PAGE_SIZE,
-    RatePause,
     choose_refresh,
     sweep_cost,
     sweep_done,

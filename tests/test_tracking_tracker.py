@@ -15,9 +15,9 @@ import pytest
 
 from finetune_async import AsyncClient, FinetuneError, InvalidParameterError
 from finetune_async._config import Backoff
+from finetune_async._polling import RatePause
 from finetune_async.emulator import Emulator, Faults
 from finetune_async.tracking import MemoryStore, SQLiteStore, Tracker
-from finetune_async.tracking._plan import RatePause
 from finetune_async.types import WebhookEvent, WebhookEventData
 
 if TYPE_CHECKING:

@@ -13,20 +13,14 @@ the list. The last sweep's positions say how dense they were.
 from __future__ import annotations
 
 import hashlib
-import math
-import random
 from typing import TYPE_CHECKING, Final, Literal
-
-from .._polling import RATE_LIMIT_BACKOFF, rate_limit_pause
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .._config import Backoff
 
 __all__ = [
     "PAGE_SIZE",
-    "RatePause",
     "choose_refresh",
     "sweep_cost",
     "sweep_done",
@@ -135,55 +129,3 @@ def sweep_done(
     if page_oldest is not None and oldest_unseen is not None and page_oldest < oldest_unseen:
         return True
     return budgeted and pages_read >= unseen
-
-
-class RatePause:
-    """The tracker's shared pause after a 429 or ``Retry-After``, as ``watch`` takes it.
-
-    Every request notes a ticket (``ticket()``) when it is sent. A refusal grows the streak (and
-    so the pause, through ``_polling.rate_limit_pause``: 1 s at least, doubling to 60 s) only if
-    no other refusal grew it since that request was sent: the other refusals of one burst were on
-    their way already. An answer to a request sent since the last growth, or in the same round,
-    ends the streak. Times are the caller's clock, in seconds.
-    """
-
-    __slots__ = ("_backoff", "_growths", "_rng", "_streak", "until")
-
-    def __init__(
-        self, backoff: Backoff = RATE_LIMIT_BACKOFF, rng: random.Random | None = None
-    ) -> None:
-        self._backoff = backoff
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
-        self._streak = 0
-        self._growths = 0
-        #: Nothing is sent before this time.
-        self.until = -math.inf
-
-    @property
-    def streak(self) -> int:
-        """Refused rounds in a row."""
-        return self._streak
-
-    def ticket(self) -> int:
-        """Note a request being sent; pass the result to ``refused`` or ``answered``."""
-        return self._growths
-
-    def refused(self, ticket: int, hint: float | None, now: float) -> float:
-        """A request was refused (429, or an error with ``Retry-After``); return the new end."""
-        if ticket == self._growths:
-            self._streak += 1
-            self._growths += 1
-        pause = rate_limit_pause(self._streak, hint, self._backoff, self._rng)
-        self.until = max(self.until, now + pause)
-        return self.until
-
-    def answered(self, ticket: int, hint: float | None, now: float) -> None:
-        """A request was answered; a ``Retry-After`` on it is honoured, without a floor."""
-        if ticket >= self._growths - 1:
-            self._streak = 0
-        if hint is not None:
-            self.until = max(self.until, now + min(hint, self._backoff.max_retry_after))
-
-    def delay(self, now: float) -> float:
-        """Seconds to wait before sending, from ``now``."""
-        return max(0.0, self.until - now)

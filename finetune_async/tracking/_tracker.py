@@ -9,7 +9,7 @@ sweep refreshes up to a hundred objects with one request: for each kind,
 ``_plan.choose_refresh`` picks sweeping or retrieving, a sweep stops as ``_plan.sweep_done``
 says, and the objects it did not meet are retrieved. Every request is one attempt (the request
 protocol's ``poll``; a sweep page's query rides in its path), so a 429 or ``Retry-After`` pauses
-the whole tracker through one ``_plan.RatePause``, with ``_polling``'s floored, growing pause,
+the whole tracker through one ``_polling.RatePause``, the floored, growing pause ``watch`` takes,
 instead of each request retrying on its own.
 
 What it keeps. Each observed status change is written to the store as an undelivered update, in
@@ -48,13 +48,13 @@ from urllib.parse import urlencode
 import attrs
 
 from .._converter import converter
-from .._polling import DEFAULT_POLL_TIMEOUT, check_poll_settings, is_terminal
+from .._polling import DEFAULT_POLL_TIMEOUT, RatePause, check_poll_settings, is_terminal
 from .._sansio import next_cursor, parse_retry_after, path_segment
 from ..errors import APIError, APIStatusError, FinetuneError, InvalidParameterError
 from ..types import Batch, FineTuningJob, Page
 from ..types.tracking import TrackedKind, TrackedObject, TrackedUpdate
 from ..webhooks import WebhookReceiver
-from ._plan import PAGE_SIZE, RatePause, choose_refresh, sweep_done, update_id
+from ._plan import PAGE_SIZE, choose_refresh, sweep_done, update_id
 from ._serve import WebhookServer, start_webhook_server
 from ._sqlite import SQLiteStore
 from ._store import Store, StoredObject, StoredUpdate
